@@ -1,0 +1,103 @@
+/* One folder sync straight from the mail system. */
+#include <string.h>
+
+#include "dme_engine.h"
+
+/* Find the fetched head for a uid; fetches is small (one page). */
+static const dme_imap_fetch_t *find_fetch(const apr_array_header_t *fetches,
+                                          apr_uint32_t uid)
+{
+    int i;
+
+    for (i = 0; i < fetches->nelts; i++) {
+        const dme_imap_fetch_t *f =
+            APR_ARRAY_IDX(fetches, i, const dme_imap_fetch_t *);
+
+        if (f->uid == uid) {
+            return f;
+        }
+    }
+    return NULL;
+}
+
+/* Drop one uid from the set the client will hold. */
+static void forget(dme_notes_t *ns, apr_uint32_t uid)
+{
+    dme_note_t *v = (dme_note_t *)ns->notes->elts;
+    int i;
+
+    for (i = 0; i < ns->notes->nelts; i++) {
+        if (v[i].uid == uid) {
+            memmove(&v[i], &v[i + 1],
+                    sizeof(*v) * (size_t)(ns->notes->nelts - i - 1));
+            ns->notes->nelts--;
+            return;
+        }
+    }
+}
+
+static apr_status_t summarize_adds(dme_sync_result_t *res, dme_imap_t *s,
+                                   const dme_sync_req_t *rq, apr_pool_t *p)
+{
+    const apr_array_header_t *adds = res->delta->adds;
+    apr_uint32_t *uids = apr_pcalloc(p, sizeof(*uids) * (adds->nelts + 1));
+    apr_array_header_t *fetches;
+    apr_status_t rv;
+    int i;
+
+    for (i = 0; i < adds->nelts; i++) {
+        uids[i] = APR_ARRAY_IDX(adds, i, dme_note_t).uid;
+    }
+    rv = dme_imap_fetch_heads(&fetches, s, uids, adds->nelts, rq->head_bytes,
+                              p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    res->adds = apr_array_make(p, adds->nelts + 1, sizeof(dme_sync_add_t));
+    for (i = 0; i < adds->nelts; i++) {
+        const dme_note_t *n = &APR_ARRAY_IDX(adds, i, dme_note_t);
+        const dme_imap_fetch_t *f = find_fetch(fetches, n->uid);
+        dme_mime_summary_t *sum = NULL;
+        dme_sync_add_t *a;
+
+        if (!f || !f->has_body) {
+            forget(res->delta->next, n->uid); /* expunged meanwhile */
+            continue;
+        }
+        if (dme_mime_summarize(&sum, f->body, f->body_len, rq->preview_chars,
+                               p) != APR_SUCCESS) {
+            sum = apr_pcalloc(p, sizeof(*sum));
+            sum->from = sum->to = sum->subject = sum->preview = "";
+            sum->message_id = "";
+            sum->smime = "none";
+        }
+        a = apr_array_push(res->adds);
+        a->note = n;
+        a->summary = sum;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t dme_sync_run(dme_sync_result_t **res, dme_imap_t *s,
+                          const dme_sync_req_t *rq, apr_pool_t *p)
+{
+    dme_sync_result_t *out = apr_pcalloc(p, sizeof(*out));
+    dme_notes_t *cur;
+    apr_status_t rv;
+
+    *res = NULL;
+    rv = dme_imap_list_notes(&cur, s, rq->folder, rq->since, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    out->uidvalidity = cur->uidvalidity;
+    out->source = "mail-system";
+    rv = dme_sync_delta(&out->delta, rq->held, cur, rq->page_size, p);
+    if (rv == APR_SUCCESS) {
+        rv = summarize_adds(out, s, rq, p);
+    }
+    if (rv == APR_SUCCESS) {
+        *res = out;
+    }
+    return rv;
+}

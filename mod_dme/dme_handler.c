@@ -1,0 +1,665 @@
+/* mod_dme request handling: enrolment, sync and message download. */
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <util_script.h>
+#include <apr_strings.h>
+#include <apr_optional.h>
+#include <apr_atomic.h>
+#include <mod_dbd.h>
+
+#include "mod_dme.h"
+#include "dme_store.h"
+#include "dme_xml.h"
+#include "dme_proto.h"
+#include "dme_engine.h"
+
+APLOG_USE_MODULE(dme);
+
+#define HEAD_BYTES     16384 /* read of each new mail for its summary */
+#define PREVIEW_CHARS  200
+#define MAX_NAME_FIELD 128
+
+/* One request's context. */
+typedef struct req_t {
+    request_rec *r;
+    dme_dir_conf *dc;
+    dme_srv_conf *sc;
+    ap_dbd_t *db;
+    dme_logger_t log;
+    dme_imap_login_t login;
+} req_t;
+
+static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire;
+static apr_uint32_t mail_down;     /* this process saw the outage */
+static apr_uint32_t schema_ready;  /* this process checked the schema */
+
+static void log_request(void *baton, int level, apr_status_t rv,
+                        const char *fmt, va_list ap)
+{
+    request_rec *r = baton;
+    char msg[1024];
+
+    apr_vsnprintf(msg, sizeof(msg), fmt, ap);
+    /* lint: forwards a numbered core message */
+    ap_log_rerror(APLOG_MARK, level, rv, r, "%s", msg);
+}
+
+/* A short XML error body with the given status. */
+static int fail(req_t *q, int status, const char *code, const char *text)
+{
+    request_rec *r = q->r;
+    const char *body = dme_xml_error(code, text, r->pool);
+
+    r->status = status;
+    ap_set_content_type(r, "application/xml; charset=utf-8");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_set_content_length(r, (apr_off_t)strlen(body));
+    ap_rputs(body, r);
+    return OK;
+}
+
+static int send_xml(req_t *q, int status, const char *body, apr_size_t len)
+{
+    request_rec *r = q->r;
+
+    r->status = status;
+    ap_set_content_type(r, "application/xml; charset=utf-8");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_set_content_length(r, (apr_off_t)len);
+    ap_rwrite(body, (int)len, r);
+    return OK;
+}
+
+/* The mail system failed: map the cause to what the client should do. */
+static int mail_fail(req_t *q, apr_status_t rv, const char *why)
+{
+    request_rec *r = q->r;
+    const char *who = dme_user_tag(r->user, r->pool);
+
+    if (rv == DME_EAUTH && dme_conf_access(q->dc) == DME_ACCESS_PASSWORD) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, DMELOGNO(10010)
+                      "mail system refused the stored password of %s", who);
+        return fail(q, HTTP_UNAUTHORIZED, "mail-login-refused",
+                    "The mail system refused your password");
+    }
+    if (rv == DME_EAUTH) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, DMELOGNO(10011)
+                      "mail system refused the technical user for %s; "
+                      "check DMETechnicalUser and its password",
+                      who);
+    }
+    else if (apr_atomic_cas32(&mail_down, 1, 0) == 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, DMELOGNO(10012)
+                      "mail system %s unreachable (%s); answering 503 "
+                      "until it is back",
+                      q->login.url, why ? why : "no answer");
+    }
+    apr_table_setn(r->headers_out, "Retry-After",
+                   apr_itoa(r->pool, dme_conf_retry_after(q->dc)));
+    return fail(q, HTTP_SERVICE_UNAVAILABLE, "mail-system-unavailable",
+                "The mail system is not available; try again later");
+}
+
+static void mail_ok(req_t *q)
+{
+    if (apr_atomic_cas32(&mail_down, 0, 1) == 1) {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, q->r, DMELOGNO(10013)
+                      "mail system %s reachable again", q->login.url);
+    }
+}
+
+/* The mailbox login for this request's user, per DMEMailAccess. */
+static int make_login(req_t *q)
+{
+    request_rec *r = q->r;
+    dme_dir_conf *dc = q->dc;
+
+    memset(&q->login, 0, sizeof(q->login));
+    q->login.url = dc->mail_url;
+    q->login.ca_file = dc->ca_file;
+    q->login.timeout = dme_conf_timeout(dc);
+    if (dme_conf_access(dc) == DME_ACCESS_PASSWORD) {
+        q->login.user = r->user;
+        return DECLINED; /* password filled by keep_password */
+    }
+    if (!dc->tech_user || !dc->tech_password) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, DMELOGNO(10014)
+                      "DMEMailAccess technical needs DMETechnicalUser and "
+                      "DMETechnicalPasswordFile");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    q->login.password = dc->tech_password;
+    if (dc->use_authzid == 1) {
+        q->login.user = dc->tech_user;
+        q->login.authzid = r->user;
+    }
+    else {
+        const char *sep = dc->separator ? dc->separator : "*";
+
+        if (strstr(r->user, sep)) {
+            return HTTP_FORBIDDEN; /* would name another login */
+        }
+        q->login.user = apr_pstrcat(r->pool, r->user, sep, dc->tech_user,
+                                    NULL);
+    }
+    return DECLINED;
+}
+
+/* Password mode: the Basic password Apache accepted is the one the mail
+ * system gets; it is stored sealed (for background work) when new. */
+static int keep_password(req_t *q)
+{
+    request_rec *r = q->r;
+    const char *pw = NULL, *sealed = NULL, *old = NULL;
+    apr_status_t rv;
+
+    if (dme_conf_access(q->dc) != DME_ACCESS_PASSWORD) {
+        return DECLINED;
+    }
+    if (ap_get_basic_auth_pw(r, &pw) != OK || !pw || !*pw || !q->sc->key) {
+        return fail(q, HTTP_UNAUTHORIZED, "password-required",
+                    "DMEMailAccess password needs Basic authentication");
+    }
+    q->login.password = pw;
+    rv = dme_store_user_password_get(&sealed, q->db->driver, q->db->handle,
+                                     r->user, r->pool);
+    if (rv == APR_SUCCESS && sealed) {
+        dme_crypto_open(&old, q->sc->key, sealed, r->user, r->pool);
+    }
+    if (old && strcmp(old, pw) == 0) {
+        return DECLINED;
+    }
+    rv = dme_crypto_seal(&sealed, q->sc->key, pw, r->user, r->pool);
+    if (rv == APR_SUCCESS) {
+        rv = dme_store_user_password_set(q->db->driver, q->db->handle,
+                                         r->user, sealed, r->pool);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, DMELOGNO(10015)
+                      "cannot store the password of %s",
+                      dme_user_tag(r->user, r->pool));
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return DECLINED;
+}
+
+static int open_db(req_t *q)
+{
+    request_rec *r = q->r;
+    apr_status_t rv;
+
+    q->db = dbd_acquire ? dbd_acquire(r) : NULL;
+    if (!q->db) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, DMELOGNO(10016)
+                      "no database connection: load mod_dbd and set "
+                      "DBDriver and DBDParams");
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    rv = dme_store_conn_init(q->db->driver, q->db->handle, r->pool);
+    if (rv == APR_SUCCESS && !apr_atomic_read32(&schema_ready)) {
+        rv = dme_store_schema_ensure(q->db->driver, q->db->handle, &q->log,
+                                     r->pool);
+        if (rv == APR_SUCCESS) {
+            apr_atomic_set32(&schema_ready, 1);
+        }
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, DMELOGNO(10017)
+                      "database not usable");
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    return DECLINED;
+}
+
+/* Read the whole body, refusing more than DMEMaxRequestSize. */
+static int read_body(char **buf, apr_size_t *len, req_t *q)
+{
+    request_rec *r = q->r;
+    apr_off_t max = dme_conf_max_body(q->dc);
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_size_t off = 0;
+    long n;
+    int rc;
+
+    if (cl && apr_atoi64(cl) > max) {
+        return HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+    rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
+    if (rc != OK) {
+        return rc;
+    }
+    *buf = apr_palloc(r->pool, (apr_size_t)max + 2);
+    while ((n = ap_get_client_block(r, *buf + off, (apr_size_t)max + 1 - off))
+           > 0) {
+        off += (apr_size_t)n;
+        if (off > (apr_size_t)max) {
+            return HTTP_REQUEST_ENTITY_TOO_LARGE;
+        }
+    }
+    if (n < 0) {
+        return HTTP_BAD_REQUEST;
+    }
+    (*buf)[off] = '\0';
+    *len = off;
+    return OK;
+}
+
+/* Parse the body as the request document named root. */
+static int read_request(dme_xml_req_t **xr, req_t *q, const char *root)
+{
+    request_rec *r = q->r;
+    const char *ct = apr_table_get(r->headers_in, "Content-Type");
+    apr_size_t len = 0;
+    apr_status_t rv;
+    char *buf;
+    int rc;
+
+    if (!ct || (strncasecmp(ct, "application/xml", 15)
+                && strncasecmp(ct, "text/xml", 8))) {
+        return fail(q, HTTP_UNSUPPORTED_MEDIA_TYPE, "wrong-type",
+                    "Send the request as application/xml");
+    }
+    rc = read_body(&buf, &len, q);
+    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        return fail(q, rc, "too-large", "The request body is too large");
+    }
+    if (rc != OK) {
+        return fail(q, HTTP_BAD_REQUEST, "bad-body", "Unreadable body");
+    }
+    rv = dme_xml_parse_request(xr, buf, len, (apr_size_t)dme_conf_max_body(q->dc),
+                               r->pool);
+    if (rv == DME_ETOOBIG) {
+        return fail(q, HTTP_REQUEST_ENTITY_TOO_LARGE, "too-large",
+                    "The request body is too large");
+    }
+    if (rv != APR_SUCCESS || strcmp((*xr)->root, root) != 0) {
+        return fail(q, HTTP_BAD_REQUEST, "malformed",
+                    apr_psprintf(r->pool, "Expected a well-formed <%s> "
+                                          "document", root));
+    }
+    return DECLINED; /* meaning: go on */
+}
+
+/* A text field: absent gives def; control characters or over-long
+ * values make the request invalid (returns NULL). */
+static const char *field(const dme_xml_req_t *xr, const char *name,
+                         const char *def, apr_size_t max)
+{
+    const char *v = apr_table_get(xr->fields, name), *c;
+
+    if (!v) {
+        return def;
+    }
+    if (strlen(v) > max) {
+        return NULL;
+    }
+    for (c = v; *c; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            return NULL;
+        }
+    }
+    return v;
+}
+
+static int with_mailbox(dme_imap_t **s, req_t *q)
+{
+    const char *why = NULL;
+    apr_status_t rv;
+
+    rv = dme_imap_acquire(s, &why, dme_glue_imap_pool(), &q->login,
+                          q->r->pool);
+    if (rv != APR_SUCCESS) {
+        return mail_fail(q, rv, why);
+    }
+    mail_ok(q);
+    return DECLINED;
+}
+
+static int do_enrol(req_t *q)
+{
+    request_rec *r = q->r;
+    const char *name, *platform, *id;
+    dme_xml_req_t *xr;
+    dme_client_t c;
+    dme_imap_t *s;
+    apr_size_t len;
+    const char *body;
+    apr_status_t rv;
+    int rc;
+
+    if ((rc = read_request(&xr, q, "enrol")) != DECLINED) {
+        return rc;
+    }
+    name = field(xr, "name", "", MAX_NAME_FIELD);
+    platform = field(xr, "platform", "", 64);
+    if (!name || !platform || apr_table_elts(xr->fields)->nelts > 2) {
+        return fail(q, HTTP_BAD_REQUEST, "malformed",
+                    "enrol takes a name and a platform (short text)");
+    }
+    /* Refuse a client that could never sync. */
+    if ((rc = with_mailbox(&s, q)) != DECLINED) {
+        return rc;
+    }
+    dme_imap_release(dme_glue_imap_pool(), s);
+    rv = dme_crypto_random_id(&id, 16, r->pool);
+    memset(&c, 0, sizeof(c));
+    c.id = id;
+    c.user = r->user;
+    c.name = name;
+    c.platform = platform;
+    c.source = r->useragent_ip;
+    c.created = apr_time_now();
+    if (rv == APR_SUCCESS) {
+        rv = dme_store_user_password_set(q->db->driver, q->db->handle,
+                                         r->user, NULL, r->pool);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = dme_store_client_create(q->db->driver, q->db->handle, &c,
+                                     r->pool);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, DMELOGNO(10018)
+                      "cannot store a new client for %s",
+                      dme_user_tag(r->user, r->pool));
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, DMELOGNO(10019)
+                  "enrolled client %s for %s", id,
+                  dme_user_tag(r->user, r->pool));
+    body = dme_proto_enrolled(&len, id, r->pool);
+    return send_xml(q, HTTP_CREATED, body, len);
+}
+
+/* The client named by the request, which must be this user's. */
+static int own_client(dme_client_t **c, req_t *q, const char *id)
+{
+    apr_status_t rv;
+
+    if (!id || !*id) {
+        return fail(q, HTTP_BAD_REQUEST, "malformed", "No client id");
+    }
+    rv = dme_store_client_get(c, q->db->driver, q->db->handle, id,
+                              q->r->pool);
+    if (rv == APR_NOTFOUND) {
+        return fail(q, HTTP_NOT_FOUND, "unknown-client", "No such client");
+    }
+    if (rv != APR_SUCCESS) {
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (strcmp((*c)->user, q->r->user) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, q->r, DMELOGNO(10020)
+                      "%s asked for client %s of another user",
+                      dme_user_tag(q->r->user, q->r->pool), id);
+        return fail(q, HTTP_FORBIDDEN, "not-your-client",
+                    "This client belongs to another user");
+    }
+    return DECLINED;
+}
+
+typedef struct sync_args_t {
+    const char *client, *folder, *type;
+    int has_key;
+    apr_int64_t key;
+} sync_args_t;
+
+static int sync_args(sync_args_t *a, req_t *q, const dme_xml_req_t *xr)
+{
+    const char *key = field(xr, "key", NULL, 20);
+    char *end = NULL;
+
+    a->client = field(xr, "client", NULL, 64);
+    a->folder = field(xr, "folder", "INBOX", 512);
+    a->type = field(xr, "type", NULL, 16);
+    if (!a->client || !a->folder || !*a->folder || !a->type
+        || (strcmp(a->type, "import") && strcmp(a->type, "push")
+            && strcmp(a->type, "scheduled") && strcmp(a->type, "manual"))) {
+        return fail(q, HTTP_BAD_REQUEST, "malformed",
+                    "sync needs client, type (import, push, scheduled, "
+                    "manual) and an optional folder");
+    }
+    a->has_key = key != NULL;
+    if (key) {
+        a->key = apr_strtoi64(key, &end, 10);
+        if (!*key || *end || a->key < 1) {
+            return fail(q, HTTP_BAD_REQUEST, "malformed", "Bad sync key");
+        }
+    }
+    if (!a->has_key && strcmp(a->type, "import") != 0) {
+        return fail(q, HTTP_BAD_REQUEST, "malformed",
+                    "Only an import may come without a sync key");
+    }
+    return DECLINED;
+}
+
+static int unknown_key(req_t *q)
+{
+    return fail(q, HTTP_CONFLICT, "import-required",
+                "Unknown sync key; import the folder again");
+}
+
+/* Run the sync against the mail system and store the new state. */
+static int run_sync(req_t *q, const sync_args_t *a, dme_sync_state_t *st,
+                    const dme_notes_t *held)
+{
+    request_rec *r = q->r;
+    apr_int64_t expect = st ? st->key : 0, next;
+    dme_sync_result_t *res;
+    dme_sync_state_t nst;
+    dme_sync_req_t rq;
+    const char *body;
+    dme_imap_t *s;
+    apr_size_t len;
+    apr_status_t rv;
+    int rc;
+
+    next = st ? (st->key > st->prev_key ? st->key : st->prev_key) + 1 : 1;
+    memset(&rq, 0, sizeof(rq));
+    rq.folder = a->folder;
+    rq.held = held;
+    rq.since = apr_time_now()
+               - apr_time_from_sec(86400 * (apr_time_t)dme_conf_window_days(
+                                                q->dc));
+    rq.page_size = dme_conf_page_size(q->dc);
+    rq.head_bytes = HEAD_BYTES;
+    rq.preview_chars = PREVIEW_CHARS;
+    if ((rc = with_mailbox(&s, q)) != DECLINED) {
+        return rc;
+    }
+    rv = dme_sync_run(&res, s, &rq, r->pool);
+    dme_imap_release(dme_glue_imap_pool(), s);
+    if (rv == DME_ENOMBOX || rv == APR_EINVAL) {
+        return fail(q, HTTP_NOT_FOUND, "no-such-folder", "No such folder");
+    }
+    if (rv != APR_SUCCESS) {
+        return mail_fail(q, rv, NULL);
+    }
+    body = dme_proto_sync(&len, a->folder, next, res, r->pool);
+    memset(&nst, 0, sizeof(nst));
+    nst.client_id = a->client;
+    nst.folder = a->folder;
+    nst.key = next;
+    nst.notes = dme_notes_serialize(res->delta->next, r->pool);
+    nst.prev_key = a->has_key ? a->key : 0;
+    nst.prev_response = body;
+    nst.prev_response_len = len;
+    rv = dme_store_sync_put(q->db->driver, q->db->handle, &nst, expect,
+                            r->pool);
+    if (rv == DME_ECONFLICT) {
+        return fail(q, HTTP_CONFLICT, "concurrent-sync",
+                    "Another sync of this folder ran at the same time");
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, DMELOGNO(10021)
+                      "cannot store sync state of client %s", a->client);
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    return send_xml(q, HTTP_OK, body, len);
+}
+
+static int do_sync(req_t *q)
+{
+    request_rec *r = q->r;
+    dme_sync_state_t *st = NULL;
+    const dme_notes_t *held;
+    dme_notes_t *parsed;
+    dme_xml_req_t *xr;
+    dme_client_t *c;
+    sync_args_t a;
+    apr_status_t rv;
+    int rc;
+
+    if ((rc = read_request(&xr, q, "sync")) != DECLINED
+        || (rc = sync_args(&a, q, xr)) != DECLINED
+        || (rc = own_client(&c, q, a.client)) != DECLINED) {
+        return rc;
+    }
+    rv = dme_store_sync_get(&st, q->db->driver, q->db->handle, a.client,
+                            a.folder, r->pool);
+    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (rv == APR_NOTFOUND) {
+        st = NULL;
+    }
+    if (!a.has_key) {
+        return run_sync(q, &a, st, dme_notes_make(0, 1, r->pool));
+    }
+    if (!st) {
+        return unknown_key(q);
+    }
+    if (a.key == st->prev_key && st->prev_response) {
+        /* The client lost our answer: the same bytes again. */
+        return send_xml(q, HTTP_OK, st->prev_response,
+                        st->prev_response_len);
+    }
+    if (a.key != st->key) {
+        return unknown_key(q);
+    }
+    if (dme_notes_parse(&parsed, st->notes, r->pool) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, DMELOGNO(10022)
+                      "stored sync state of client %s is damaged; the "
+                      "client is asked to import",
+                      a.client);
+        return unknown_key(q);
+    }
+    held = parsed;
+    return run_sync(q, &a, st, held);
+}
+
+static int do_message(req_t *q)
+{
+    request_rec *r = q->r;
+    apr_uint32_t uidvalidity, uid, cur, exists;
+    const char *data, *folder, *ref;
+    apr_table_t *args;
+    dme_client_t *c;
+    dme_imap_t *s;
+    apr_size_t len;
+    apr_status_t rv;
+    int rc;
+
+    ap_args_to_table(r, &args);
+    folder = apr_table_get(args, "folder");
+    ref = apr_table_get(args, "ref");
+    if (!folder || !*folder
+        || dme_note_ref_parse(&uidvalidity, &uid, ref) != APR_SUCCESS) {
+        return fail(q, HTTP_BAD_REQUEST, "malformed",
+                    "message needs client, folder and ref");
+    }
+    if ((rc = own_client(&c, q, apr_table_get(args, "client"))) != DECLINED
+        || (rc = with_mailbox(&s, q)) != DECLINED) {
+        return rc;
+    }
+    rv = dme_imap_examine(&cur, &exists, s, folder, r->pool);
+    if (rv == APR_SUCCESS && cur != uidvalidity) {
+        rv = APR_NOTFOUND;
+    }
+    if (rv == APR_SUCCESS) {
+        rv = dme_imap_fetch_message(&data, &len, s, uid, r->pool);
+    }
+    dme_imap_release(dme_glue_imap_pool(), s);
+    if (rv == APR_NOTFOUND || rv == DME_ENOMBOX || rv == APR_EINVAL) {
+        return fail(q, HTTP_NOT_FOUND, "no-such-message", "No such message");
+    }
+    if (rv != APR_SUCCESS) {
+        return mail_fail(q, rv, NULL);
+    }
+    ap_set_content_type(r, "message/rfc822");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_set_content_length(r, (apr_off_t)len);
+    ap_rwrite(data, (int)len, r);
+    return OK;
+}
+
+/* The request's path below the <Location> of the handler. */
+static const char *sub_path(const req_t *q)
+{
+    const char *base = q->dc->base ? q->dc->base : "";
+    const char *uri = q->r->uri;
+    apr_size_t n = strlen(base);
+
+    while (n > 0 && base[n - 1] == '/') {
+        n--;
+    }
+    return strncmp(uri, base, n) == 0 ? uri + n : uri;
+}
+
+static int dispatch(req_t *q, const char *sub)
+{
+    request_rec *r = q->r;
+    int post = r->method_number == M_POST;
+
+    if (!strcmp(sub, "/clients") || !strcmp(sub, "/sync")) {
+        if (!post) {
+            apr_table_setn(r->headers_out, "Allow", "POST");
+            return fail(q, HTTP_METHOD_NOT_ALLOWED, "method", "Use POST");
+        }
+        return sub[1] == 'c' ? do_enrol(q) : do_sync(q);
+    }
+    if (!strcmp(sub, "/message")) {
+        if (r->method_number != M_GET) {
+            apr_table_setn(r->headers_out, "Allow", "GET");
+            return fail(q, HTTP_METHOD_NOT_ALLOWED, "method", "Use GET");
+        }
+        return do_message(q);
+    }
+    return fail(q, HTTP_NOT_FOUND, "not-found", "No such resource");
+}
+
+int dme_handler(request_rec *r)
+{
+    req_t q;
+    int rc;
+
+    if (!r->handler || strcmp(r->handler, "dme") != 0) {
+        return DECLINED;
+    }
+    if (!dbd_acquire) {
+        dbd_acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
+    }
+    memset(&q, 0, sizeof(q));
+    q.r = r;
+    q.dc = ap_get_module_config(r->per_dir_config, &dme_module);
+    q.sc = ap_get_module_config(r->server->module_config, &dme_module);
+    q.log.fn = log_request;
+    q.log.baton = r;
+    if (!r->user) {
+        return fail(&q, HTTP_UNAUTHORIZED, "no-user",
+                    "Apache authentication is required here");
+    }
+    if (!q.dc->mail_url || !dme_glue_imap_pool()) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, DMELOGNO(10023)
+                      "DMEMailServer is not set for %s", r->uri);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    /* Each step answers DECLINED to go on, anything else ends here. */
+    if ((rc = make_login(&q)) != DECLINED || (rc = open_db(&q)) != DECLINED
+        || (rc = keep_password(&q)) != DECLINED) {
+        return rc;
+    }
+    return dispatch(&q, sub_path(&q));
+}

@@ -1,0 +1,422 @@
+/* mod_dme: module record, directives and process hooks. */
+#include <stdlib.h>
+#include <unistd.h>
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <ap_config.h>
+#include <apr_strings.h>
+#include <apr_uri.h>
+#include <apr_file_io.h>
+#include <apr_file_info.h>
+
+#include "mod_dme.h"
+#include "dme_curl.h"
+#include "dme_mime.h"
+#include "dme_xml.h"
+
+APLOG_USE_MODULE(dme);
+
+static int password_mode_seen; /* any DMEMailAccess password in config */
+static dme_imap_pool_t *imap_pool;
+
+#define DEFAULT_WINDOW_DAYS 14
+#define DEFAULT_PAGE_SIZE   100
+#define DEFAULT_TIMEOUT_SEC 3
+#define DEFAULT_RETRY_AFTER 10
+#define DEFAULT_MAX_BODY    65536
+#define DEFAULT_KEY_FILE    "dme-password.key"
+
+dme_imap_pool_t *dme_glue_imap_pool(void)
+{
+    return imap_pool;
+}
+
+int dme_conf_window_days(const dme_dir_conf *c)
+{
+    return c->window_days > 0 ? c->window_days : DEFAULT_WINDOW_DAYS;
+}
+
+int dme_conf_page_size(const dme_dir_conf *c)
+{
+    return c->page_size > 0 ? c->page_size : DEFAULT_PAGE_SIZE;
+}
+
+apr_interval_time_t dme_conf_timeout(const dme_dir_conf *c)
+{
+    return c->timeout > 0 ? c->timeout
+                          : apr_time_from_sec(DEFAULT_TIMEOUT_SEC);
+}
+
+int dme_conf_retry_after(const dme_dir_conf *c)
+{
+    return c->retry_after > 0 ? c->retry_after : DEFAULT_RETRY_AFTER;
+}
+
+apr_off_t dme_conf_max_body(const dme_dir_conf *c)
+{
+    return c->max_body > 0 ? c->max_body : DEFAULT_MAX_BODY;
+}
+
+int dme_conf_access(const dme_dir_conf *c)
+{
+    return c->access == DME_ACCESS_UNSET ? DME_ACCESS_TECHNICAL : c->access;
+}
+
+static void *create_dir_conf(apr_pool_t *p, char *dir)
+{
+    dme_dir_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    c->base = dir;
+    c->access = DME_ACCESS_UNSET;
+    c->use_authzid = -1;
+    c->window_days = -1;
+    c->page_size = -1;
+    c->timeout = -1;
+    c->retry_after = -1;
+    c->max_body = -1;
+    return c;
+}
+
+#define MERGE_PTR(f) m->f = add->f ? add->f : base->f
+#define MERGE_INT(f) m->f = add->f != -1 ? add->f : base->f
+
+static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    dme_dir_conf *base = basev, *add = addv;
+    dme_dir_conf *m = apr_pcalloc(p, sizeof(*m));
+
+    MERGE_PTR(base);
+    MERGE_PTR(mail_url);
+    MERGE_INT(access);
+    MERGE_PTR(tech_user);
+    MERGE_PTR(tech_password);
+    MERGE_INT(use_authzid);
+    MERGE_PTR(separator);
+    MERGE_PTR(ca_file);
+    MERGE_INT(window_days);
+    MERGE_INT(page_size);
+    MERGE_INT(timeout);
+    MERGE_INT(retry_after);
+    MERGE_INT(max_body);
+    return m;
+}
+
+static void *create_srv_conf(apr_pool_t *p, server_rec *s)
+{
+    return apr_pcalloc(p, sizeof(dme_srv_conf));
+}
+
+static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    dme_srv_conf *base = basev, *add = addv;
+    dme_srv_conf *m = apr_pcalloc(p, sizeof(*m));
+
+    MERGE_PTR(key_file);
+    return m;
+}
+
+/* Parse a whole decimal number in [min, max]; "10x" and "" are refused. */
+static const char *parse_long(long *out, cmd_parms *cmd, const char *arg,
+                              long min, long max)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(arg, &end, 10);
+    if (!*arg || *end || errno || v < min || v > max) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number from %ld "
+                                       "to %ld",
+                            cmd->cmd->name, arg, min, max);
+    }
+    *out = v;
+    return NULL;
+}
+
+static const char *set_mail_server(cmd_parms *cmd, void *dc, const char *arg)
+{
+    dme_dir_conf *c = dc;
+    apr_uri_t uri;
+
+    if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || !uri.scheme
+        || (strcasecmp(uri.scheme, "imap") && strcasecmp(uri.scheme, "imaps"))
+        || !uri.hostname || !*uri.hostname
+        || (uri.path && *uri.path && strcmp(uri.path, "/"))) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an imap:// or "
+                                       "imaps:// URL of a server "
+                                       "(host and optional port only)",
+                            cmd->cmd->name, arg);
+    }
+    c->mail_url = arg;
+    return NULL;
+}
+
+static const char *set_access(cmd_parms *cmd, void *dc, const char *arg)
+{
+    dme_dir_conf *c = dc;
+
+    if (!strcasecmp(arg, "technical")) {
+        c->access = DME_ACCESS_TECHNICAL;
+    }
+    else if (!strcasecmp(arg, "password")) {
+        c->access = DME_ACCESS_PASSWORD;
+        password_mode_seen = 1;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "%s: must be 'technical' or "
+                                       "'password', not '%s'",
+                            cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
+static const char *set_tech_user(cmd_parms *cmd, void *dc, const char *arg)
+{
+    dme_dir_conf *c = dc;
+
+    if (!*arg || strpbrk(arg, " \t\r\n\"")) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a valid user name",
+                            cmd->cmd->name, arg);
+    }
+    c->tech_user = arg;
+    return NULL;
+}
+
+/* The password is read at startup, while the server still runs as root,
+ * so the file can stay readable by root alone. */
+static const char *set_tech_password_file(cmd_parms *cmd, void *dc,
+                                          const char *arg)
+{
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    dme_dir_conf *c = dc;
+    apr_file_t *f;
+    char buf[512];
+    apr_size_t n = sizeof(buf) - 1;
+    apr_status_t rv;
+
+    rv = path ? apr_file_open(&f, path, APR_FOPEN_READ, 0, cmd->temp_pool)
+              : APR_EBADPATH;
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_read(f, buf, &n);
+        apr_file_close(f);
+    }
+    if (rv != APR_SUCCESS && rv != APR_EOF) {
+        return apr_psprintf(cmd->pool, "%s: cannot read '%s'", cmd->cmd->name,
+                            arg);
+    }
+    buf[rv == APR_EOF ? 0 : n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (!*buf) {
+        return apr_psprintf(cmd->pool, "%s: '%s' holds no password on its "
+                                       "first line",
+                            cmd->cmd->name, arg);
+    }
+    c->tech_password = apr_pstrdup(cmd->pool, buf);
+    memset(buf, 0, sizeof(buf));
+    return NULL;
+}
+
+static const char *set_tech_login(cmd_parms *cmd, void *dc, const char *arg)
+{
+    dme_dir_conf *c = dc;
+
+    if (!strcasecmp(arg, "separator")) {
+        c->use_authzid = 0;
+    }
+    else if (!strcasecmp(arg, "authzid")) {
+        c->use_authzid = 1;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "%s: must be 'separator' or "
+                                       "'authzid', not '%s'",
+                            cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
+static const char *set_separator(cmd_parms *cmd, void *dc, const char *arg)
+{
+    dme_dir_conf *c = dc;
+
+    if (strlen(arg) != 1 || !apr_isgraph(*arg) || *arg == '"') {
+        return apr_psprintf(cmd->pool, "%s: must be one visible character, "
+                                       "not '%s'",
+                            cmd->cmd->name, arg);
+    }
+    c->separator = arg;
+    return NULL;
+}
+
+static const char *set_ca_file(cmd_parms *cmd, void *dc, const char *arg)
+{
+    dme_dir_conf *c = dc;
+    apr_finfo_t fi;
+
+    c->ca_file = ap_server_root_relative(cmd->pool, arg);
+    if (!c->ca_file
+        || apr_stat(&fi, c->ca_file, APR_FINFO_TYPE, cmd->temp_pool)
+        || fi.filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a readable file",
+                            cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
+static const char *set_number(cmd_parms *cmd, void *dc, const char *arg)
+{
+    dme_dir_conf *c = dc;
+    const char *err;
+    long v;
+
+    switch ((int)(apr_intptr_t)cmd->info) {
+        case 0:
+            err = parse_long(&v, cmd, arg, 1, 365);
+            c->window_days = (int)v;
+            break;
+        case 1:
+            err = parse_long(&v, cmd, arg, 1, 10000);
+            c->page_size = (int)v;
+            break;
+        case 2:
+            err = parse_long(&v, cmd, arg, 1, 60);
+            c->timeout = apr_time_from_sec(v);
+            break;
+        case 3:
+            err = parse_long(&v, cmd, arg, 1, 3600);
+            c->retry_after = (int)v;
+            break;
+        default:
+            err = parse_long(&v, cmd, arg, 1024, 16 * 1024 * 1024);
+            c->max_body = v;
+            break;
+    }
+    return err;
+}
+
+static const char *set_key_file(cmd_parms *cmd, void *dc, const char *arg)
+{
+    dme_srv_conf *sc = ap_get_module_config(cmd->server->module_config,
+                                            &dme_module);
+
+    sc->key_file = ap_server_root_relative(cmd->pool, arg);
+    if (!sc->key_file) {
+        return apr_psprintf(cmd->pool, "%s: bad path '%s'", cmd->cmd->name,
+                            arg);
+    }
+    return NULL;
+}
+
+#define DIRCONF (RSRC_CONF | ACCESS_CONF)
+#define NUM(name, i, help)                                                 \
+    AP_INIT_TAKE1(name, set_number, (void *)(apr_intptr_t)(i), DIRCONF, help)
+
+static const command_rec dme_cmds[] = {
+    AP_INIT_TAKE1("DMEMailServer", set_mail_server, NULL, DIRCONF,
+                  "imap:// or imaps:// URL of the mail system"),
+    AP_INIT_TAKE1("DMEMailAccess", set_access, NULL, DIRCONF,
+                  "how mailboxes are reached: technical or password"),
+    AP_INIT_TAKE1("DMETechnicalUser", set_tech_user, NULL, DIRCONF,
+                  "IMAP master user that may open every mailbox"),
+    AP_INIT_TAKE1("DMETechnicalPasswordFile", set_tech_password_file, NULL,
+                  DIRCONF, "file whose first line is the master password"),
+    AP_INIT_TAKE1("DMETechnicalLogin", set_tech_login, NULL, DIRCONF,
+                  "separator (user*master login) or authzid (SASL PLAIN)"),
+    AP_INIT_TAKE1("DMEMasterSeparator", set_separator, NULL, DIRCONF,
+                  "character between mailbox user and master user"),
+    AP_INIT_TAKE1("DMEMailCAFile", set_ca_file, NULL, DIRCONF,
+                  "CA bundle to verify the mail system's TLS certificate"),
+    NUM("DMESyncWindow", 0, "days of mail a sync covers (1-365)"),
+    NUM("DMESyncPageSize", 1, "entries per sync answer (1-10000)"),
+    NUM("DMEMailTimeout", 2, "seconds to wait for the mail system (1-60)"),
+    NUM("DMERetryAfter", 3, "Retry-After seconds while it is down"),
+    NUM("DMEMaxRequestSize", 4, "largest request body in bytes"),
+    AP_INIT_TAKE1("DMEPasswordKeyFile", set_key_file, NULL, RSRC_CONF,
+                  "key file sealing stored user passwords"),
+    {NULL}};
+
+static int load_key(server_rec *s, apr_pool_t *p)
+{
+    dme_srv_conf *sc = ap_get_module_config(s->module_config, &dme_module);
+    apr_status_t rv;
+    int created = 0;
+
+    if (!sc->key_file) {
+        sc->key_file = ap_server_root_relative(p, DEFAULT_KEY_FILE);
+    }
+    rv = dme_crypto_key_load(&sc->key, &created, sc->key_file, p);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, DMELOGNO(10001)
+                     "DMEPasswordKeyFile: cannot use '%s': it must be 32 "
+                     "bytes, mode 0600, or absent so it is made",
+                     sc->key_file);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (created) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, DMELOGNO(10002)
+                     "made a new password key file %s", sc->key_file);
+    }
+    return OK;
+}
+
+static int dme_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                           apr_pool_t *ptemp, server_rec *s)
+{
+    server_rec *v;
+
+    if (dme_curl_global_init() != APR_SUCCESS
+        || dme_xml_init() != APR_SUCCESS || dme_mime_init() != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, DMELOGNO(10003)
+                     "cannot initialise curl, libxml2 or GMime");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (!password_mode_seen) {
+        return OK;
+    }
+    for (v = s; v; v = v->next) {
+        if (load_key(v, pconf) != OK) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    return OK;
+}
+
+static int dme_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                          apr_pool_t *ptemp)
+{
+    password_mode_seen = 0; /* config is read twice at startup */
+    return OK;
+}
+
+static void dme_child_init(apr_pool_t *p, server_rec *s)
+{
+    apr_status_t rv;
+
+    rv = dme_imap_pool_create(&imap_pool, 16, apr_time_from_sec(60), p);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, DMELOGNO(10004)
+                     "cannot create the IMAP connection pool");
+    }
+}
+
+static void register_hooks(apr_pool_t *p)
+{
+    ap_hook_pre_config(dme_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(dme_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(dme_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(dme_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+AP_DECLARE_MODULE(dme) = {
+    STANDARD20_MODULE_STUFF,
+    create_dir_conf,
+    merge_dir_conf,
+    create_srv_conf,
+    merge_srv_conf,
+    dme_cmds,
+    register_hooks,
+#if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
+    AP_MODULE_FLAG_ALWAYS_MERGE
+#endif
+};
