@@ -137,6 +137,9 @@ apr_status_t dme_sync_delta(dme_delta_t **d, const dme_notes_t *held,
         /* The old references cannot be carried over to a page under the
          * new UIDVALIDITY, so all of them go in the first page. */
         take_uids(out->deletes, c.del, &unlimited);
+        if (budget > 0) {
+            budget = budget > c.del->nelts ? budget - c.del->nelts : 0;
+        }
     }
     else {
         out->more = take_uids(out->deletes, c.del, &budget);
