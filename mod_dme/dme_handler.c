@@ -9,6 +9,7 @@
 #include <apr_strings.h>
 #include <apr_optional.h>
 #include <apr_atomic.h>
+#include <apr_dbd.h>
 #include <mod_dbd.h>
 
 #include "mod_dme.h"

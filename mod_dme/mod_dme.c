@@ -6,7 +6,10 @@
 #include <http_log.h>
 #include <http_protocol.h>
 #include <ap_config.h>
+#include <stdint.h>
+#include <errno.h>
 #include <apr_strings.h>
+#include <apr_lib.h>
 #include <apr_uri.h>
 #include <apr_file_io.h>
 #include <apr_file_info.h>
@@ -16,7 +19,6 @@
 #include "dme_mime.h"
 #include "dme_xml.h"
 
-APLOG_USE_MODULE(dme);
 
 static int password_mode_seen; /* any DMEMailAccess password in config */
 static dme_imap_pool_t *imap_pool;
@@ -270,7 +272,7 @@ static const char *set_number(cmd_parms *cmd, void *dc, const char *arg)
     const char *err;
     long v;
 
-    switch ((int)(apr_intptr_t)cmd->info) {
+    switch ((int)(intptr_t)cmd->info) {
         case 0:
             err = parse_long(&v, cmd, arg, 1, 365);
             c->window_days = (int)v;
@@ -310,7 +312,7 @@ static const char *set_key_file(cmd_parms *cmd, void *dc, const char *arg)
 
 #define DIRCONF (RSRC_CONF | ACCESS_CONF)
 #define NUM(name, i, help)                                                 \
-    AP_INIT_TAKE1(name, set_number, (void *)(apr_intptr_t)(i), DIRCONF, help)
+    AP_INIT_TAKE1(name, set_number, (void *)(intptr_t)(i), DIRCONF, help)
 
 static const command_rec dme_cmds[] = {
     AP_INIT_TAKE1("DMEMailServer", set_mail_server, NULL, DIRCONF,
