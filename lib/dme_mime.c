@@ -3,11 +3,14 @@
  * Each call builds and drops its own GMime objects; the only shared state
  * is what g_mime_init() sets up once, which GMime only reads afterwards.
  */
+#include <dlfcn.h>
 #include <string.h>
 #include <apr_strings.h>
 #include <gmime/gmime.h>
 
 #include "dme_mime.h"
+
+#define GMIME_SONAME "libgmime-3.0.so.0"
 
 /* A preview needs little text, but HTML mail can carry long style blocks
  * before its first visible word; past this much decoded text we stop. */
@@ -23,14 +26,17 @@ typedef struct {
     int attachments;
 } walk_t;
 
-static int initialized;
-
 apr_status_t dme_mime_init(void)
 {
-    if (!initialized) {
-        g_mime_init();
-        initialized = 1;
+    /* A host like httpd unloads and reloads its modules at startup. GMime
+     * registers its types with GObject, which is never unloaded; were
+     * GMime unloaded and loaded again, those types would point into freed
+     * code. Pinning GMime keeps both in step, and g_mime_init() counts
+     * its calls, so a second one does nothing. */
+    if (!dlopen(GMIME_SONAME, RTLD_NOW | RTLD_NODELETE)) {
+        return APR_EGENERAL;
     }
+    g_mime_init();
     return APR_SUCCESS;
 }
 

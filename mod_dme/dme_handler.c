@@ -200,7 +200,7 @@ static int open_db(req_t *q)
                       "DBDriver and DBDParams");
         return HTTP_SERVICE_UNAVAILABLE;
     }
-    rv = dme_store_conn_init(q->db->driver, q->db->handle, r->pool);
+    rv = dme_store_conn_init(q->db->driver, q->db->handle, q->db->pool);
     if (rv == APR_SUCCESS && !apr_atomic_read32(&schema_ready)) {
         rv = dme_store_schema_ensure(q->db->driver, q->db->handle, &q->log,
                                      r->pool);
@@ -354,7 +354,9 @@ static int do_enrol(req_t *q)
     c.platform = platform;
     c.source = r->useragent_ip;
     c.created = apr_time_now();
-    if (rv == APR_SUCCESS) {
+    if (rv == APR_SUCCESS
+        && dme_conf_access(q->dc) == DME_ACCESS_TECHNICAL) {
+        /* the users row; password mode wrote it with the password */
         rv = dme_store_user_password_set(q->db->driver, q->db->handle,
                                          r->user, NULL, r->pool);
     }

@@ -18,6 +18,7 @@
 #include "dme_curl.h"
 #include "dme_mime.h"
 #include "dme_xml.h"
+#include "dme_store.h"
 
 
 static int password_mode_seen; /* any DMEMailAccess password in config */
@@ -396,9 +397,12 @@ static void dme_child_init(apr_pool_t *p, server_rec *s)
     apr_status_t rv;
 
     rv = dme_imap_pool_create(&imap_pool, 16, apr_time_from_sec(60), p);
+    if (rv == APR_SUCCESS) {
+        rv = dme_store_init(p);
+    }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, DMELOGNO(10004)
-                     "cannot create the IMAP connection pool");
+                     "cannot set up the IMAP pool or the store");
     }
 }
 
