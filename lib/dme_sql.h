@@ -1,0 +1,57 @@
+/* The SQL text of the durable store, per database dialect.
+ *
+ * Every statement the store runs is written here and nowhere else, once
+ * per dialect, so that what differs between SQLite and PostgreSQL (column
+ * types, "insert unless present", connection settings) stays in one file.
+ * Parameters use apr_dbd's portable placeholders (%s text, %lld 64-bit
+ * integer); values are always bound, never formatted into the text.
+ *
+ * Each write is one statement, atomic on its own: apr_dbd's SQLite driver
+ * serialises all SQLite calls of a process through one mutex, so a
+ * transaction spread over several calls would make the process's other
+ * threads wait on its locks. SQLite 3.24 or newer is needed for upserts.
+ */
+#ifndef DME_SQL_H
+#define DME_SQL_H
+
+/* The parameterised statements, by purpose. */
+typedef enum {
+    DME_SQL_USER_PASSWORD_GET, /* (name) -> password_sealed */
+    DME_SQL_USER_PASSWORD_SET, /* (name, sealed, now, now): upsert */
+    DME_SQL_CLIENT_CREATE,     /* (id, user, name, platform, created, source);
+                                  no-op if the id is taken */
+    DME_SQL_CLIENT_GET,        /* (id) -> id, user, name, platform, created,
+                                  source */
+    DME_SQL_CLIENT_COUNT,      /* (user) -> count */
+    DME_SQL_SYNC_GET,          /* (client, folder) -> key, notes, prev_key,
+                                  prev_response */
+    DME_SQL_SYNC_UPDATE,       /* (key, notes, prev_key, prev_response, now,
+                                  client, folder, expected key) */
+    DME_SQL_SYNC_CREATE,       /* (client, folder, key, notes, prev_key,
+                                  prev_response, now): inserts, or updates a
+                                  row whose key is 0; else no-op */
+    DME_SQL_SYNC_DELETE,       /* (client, folder) */
+    DME_SQL_COUNT
+} dme_sql_id_t;
+
+typedef struct dme_sql_dialect_t {
+    /* apr_dbd's driver name: "sqlite3" or "pgsql" */
+    const char *name;
+    /* Settings for each new connection, NULL-terminated; each may answer
+     * rows, which the caller reads and drops. */
+    const char *const *conn_init;
+    /* One row, one column: 1 if the dme_schema table exists, else 0. */
+    const char *schema_exists;
+    /* One row, one column: the highest schema version applied. */
+    const char *schema_version;
+    /* Creates schema version 1 when absent, NULL-terminated. Each is safe
+     * to run again ("IF NOT EXISTS", "insert unless present"). */
+    const char *const *schema_v1;
+    const char *stmt[DME_SQL_COUNT];
+} dme_sql_dialect_t;
+
+/* The dialect for an apr_dbd driver name (apr_dbd_name()), or NULL when
+ * the store has no SQL for that database. */
+const dme_sql_dialect_t *dme_sql_dialect(const char *driver_name);
+
+#endif /* DME_SQL_H */

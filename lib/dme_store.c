@@ -1,0 +1,540 @@
+/* Durable state through apr_dbd. The SQL itself lives in dme_sql.c. */
+#include <string.h>
+
+#include <apr_hash.h>
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+
+#include "dme_sql.h"
+#include "dme_store.h"
+
+/* What the store keeps for each initialised connection. */
+typedef struct {
+    apr_dbd_t *h;
+    apr_pool_t *pool; /* the connection's: statements live here */
+    const dme_sql_dialect_t *dl;
+    apr_dbd_prepared_t *st[DME_SQL_COUNT];
+} conn_t;
+
+/* Initialised connections by handle address. An entry leaves when its
+ * connection pool is cleaned up, before the handle closes, so a later
+ * handle at the same address never meets stale statements. */
+static apr_hash_t *conns;
+#if APR_HAS_THREADS
+static apr_thread_mutex_t *conns_lock;
+#endif
+
+static void lock(void)
+{
+#if APR_HAS_THREADS
+    if (conns_lock) {
+        apr_thread_mutex_lock(conns_lock);
+    }
+#endif
+}
+
+static void unlock(void)
+{
+#if APR_HAS_THREADS
+    if (conns_lock) {
+        apr_thread_mutex_unlock(conns_lock);
+    }
+#endif
+}
+
+static apr_status_t registry_gone(void *unused)
+{
+    conns = NULL;
+#if APR_HAS_THREADS
+    conns_lock = NULL;
+#endif
+    return APR_SUCCESS;
+}
+
+apr_status_t dme_store_init(apr_pool_t *p)
+{
+#if APR_HAS_THREADS
+    apr_status_t rv;
+#endif
+
+    if (conns) {
+        return APR_SUCCESS;
+    }
+#if APR_HAS_THREADS
+    rv = apr_thread_mutex_create(&conns_lock, APR_THREAD_MUTEX_DEFAULT, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+#endif
+    conns = apr_hash_make(p);
+    apr_pool_cleanup_register(p, NULL, registry_gone, apr_pool_cleanup_null);
+    return APR_SUCCESS;
+}
+
+static conn_t *conn_find(apr_dbd_t *h)
+{
+    conn_t *c = NULL;
+
+    lock();
+    if (conns) {
+        c = apr_hash_get(conns, &h, sizeof(h));
+    }
+    unlock();
+    return c;
+}
+
+static apr_status_t conn_forget(void *data)
+{
+    conn_t *c = data;
+
+    lock();
+    if (conns && apr_hash_get(conns, &c->h, sizeof(c->h)) == c) {
+        apr_hash_set(conns, &c->h, sizeof(c->h), NULL);
+    }
+    unlock();
+    return APR_SUCCESS;
+}
+
+/* Copies column i of row into p; NULL for SQL NULL (the pgsql driver's
+ * apr_dbd_get_entry gives "" there, so ask for the datum). */
+static const char *column(const apr_dbd_driver_t *d, apr_dbd_row_t *row, int i,
+                          apr_pool_t *p)
+{
+    const char *v = NULL;
+
+    if (apr_dbd_datum_get(d, row, i, APR_DBD_TYPE_STRING, &v) != APR_SUCCESS ||
+        !v) {
+        return NULL;
+    }
+    return apr_pstrdup(p, v);
+}
+
+/* Keeps the first row's ncols columns (cols may be NULL to drop them).
+ * Every row is read: the pgsql driver streams rows, and the connection
+ * takes no other statement until the last one is fetched. */
+static int drain(const char **cols, int ncols, const apr_dbd_driver_t *d,
+                 apr_dbd_results_t *res, apr_pool_t *p)
+{
+    apr_dbd_row_t *row = NULL;
+    int i, found = 0;
+
+    while (apr_dbd_get_row(d, p, res, &row, -1) == 0) {
+        for (i = 0; cols && !found && i < ncols; i++) {
+            cols[i] = column(d, row, i, p);
+        }
+        found = 1;
+        row = NULL;
+    }
+    return found;
+}
+
+/* First column of the first row of a statement without parameters. */
+static apr_status_t query_value(const char **v, const apr_dbd_driver_t *d,
+                                apr_dbd_t *h, const char *sql, apr_pool_t *p)
+{
+    apr_dbd_results_t *res = NULL;
+
+    *v = NULL;
+    if (apr_dbd_select(d, p, h, &res, sql, 0) != 0) {
+        return APR_EGENERAL;
+    }
+    drain(v, 1, d, res, p);
+    return APR_SUCCESS;
+}
+
+apr_status_t dme_store_conn_init(const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                 apr_pool_t *p)
+{
+    const dme_sql_dialect_t *dl;
+    const char *v;
+    conn_t *c;
+    int i;
+
+    if (!d || !h || !p) {
+        return APR_EINVAL;
+    }
+    if (!(dl = dme_sql_dialect(apr_dbd_name(d)))) {
+        return APR_ENOTIMPL;
+    }
+    if (!conns) {
+        return APR_EINIT;
+    }
+    if (conn_find(h)) {
+        return APR_SUCCESS;
+    }
+    for (i = 0; dl->conn_init[i]; i++) {
+        if (query_value(&v, d, h, dl->conn_init[i], p) != APR_SUCCESS) {
+            return APR_EGENERAL;
+        }
+    }
+    c = apr_pcalloc(p, sizeof(*c));
+    c->h = h;
+    c->pool = p;
+    c->dl = dl;
+    lock();
+    apr_hash_set(conns, &c->h, sizeof(c->h), c);
+    unlock();
+    apr_pool_cleanup_register(p, c, conn_forget, apr_pool_cleanup_null);
+    return APR_SUCCESS;
+}
+
+/* ---- running statements ---- */
+
+static apr_status_t prepared(apr_dbd_prepared_t **st, conn_t **cp,
+                             const apr_dbd_driver_t *d, apr_dbd_t *h,
+                             dme_sql_id_t id)
+{
+    conn_t *c = conn_find(h);
+
+    if (!c) {
+        return APR_EINIT;
+    }
+    if (!c->st[id] &&
+        apr_dbd_prepare(d, c->pool, h, c->dl->stmt[id], NULL, &c->st[id])) {
+        c->st[id] = NULL;
+        return APR_EGENERAL;
+    }
+    *st = c->st[id];
+    *cp = c;
+    return APR_SUCCESS;
+}
+
+/* A statement that failed is prepared afresh next time: the SQLite
+ * driver prepares with the legacy interface, whose statements stay broken
+ * once the schema changes under them. */
+static apr_status_t exec(int *nrows, const apr_dbd_driver_t *d, apr_dbd_t *h,
+                         dme_sql_id_t id, int nargs, const char **args,
+                         apr_pool_t *p)
+{
+    apr_dbd_prepared_t *st;
+    conn_t *c;
+    int n = 0;
+    apr_status_t rv = prepared(&st, &c, d, h, id);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (apr_dbd_pquery(d, p, h, &n, st, nargs, args) != 0) {
+        c->st[id] = NULL;
+        return APR_EGENERAL;
+    }
+    if (nrows) {
+        *nrows = n;
+    }
+    return APR_SUCCESS;
+}
+
+/* Runs a select and keeps its first row in cols.
+ * APR_NOTFOUND when it answers no row. */
+static apr_status_t select_row(const char **cols, int ncols,
+                               const apr_dbd_driver_t *d, apr_dbd_t *h,
+                               dme_sql_id_t id, int nargs, const char **args,
+                               apr_pool_t *p)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_prepared_t *st;
+    conn_t *c;
+    apr_status_t rv = prepared(&st, &c, d, h, id);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (apr_dbd_pselect(d, p, h, &res, st, 0, nargs, args) != 0) {
+        c->st[id] = NULL;
+        return APR_EGENERAL;
+    }
+    return drain(cols, ncols, d, res, p) ? APR_SUCCESS : APR_NOTFOUND;
+}
+
+static const char *num(apr_int64_t v, apr_pool_t *p)
+{
+    return apr_psprintf(p, "%" APR_INT64_T_FMT, v);
+}
+
+static apr_int64_t to_num(const char *s)
+{
+    return s ? apr_atoi64(s) : 0;
+}
+
+static const char *now_sec(apr_pool_t *p)
+{
+    return num(apr_time_sec(apr_time_now()), p);
+}
+
+/* ---- schema ---- */
+
+/* The schema version in the database; 0 when there is none yet. */
+static apr_status_t schema_read(int *version, const apr_dbd_driver_t *d,
+                                apr_dbd_t *h, const dme_sql_dialect_t *dl,
+                                apr_pool_t *p)
+{
+    const char *v;
+    apr_status_t rv = query_value(&v, d, h, dl->schema_exists, p);
+
+    *version = 0;
+    if (rv != APR_SUCCESS || to_num(v) == 0) {
+        return rv;
+    }
+    rv = query_value(&v, d, h, dl->schema_version, p);
+    *version = (int)to_num(v);
+    return rv;
+}
+
+/* Creates version 1 in one transaction; *why gets the database's words
+ * on failure. The only multi-call transaction of the store: it runs at
+ * start-up, not beside request threads. */
+static apr_status_t schema_create(const char **why, const apr_dbd_driver_t *d,
+                                  apr_dbd_t *h, const dme_sql_dialect_t *dl,
+                                  apr_pool_t *p)
+{
+    apr_dbd_transaction_t *t = NULL;
+    int i, n, rc = apr_dbd_transaction_start(d, p, h, &t);
+
+    for (i = 0; rc == 0 && dl->schema_v1[i]; i++) {
+        rc = apr_dbd_query(d, h, &n, dl->schema_v1[i]);
+    }
+    if (rc != 0) {
+        *why = apr_pstrdup(p, apr_dbd_error(d, h, rc));
+    }
+    /* Also after a failed start: the driver may have tied t to h. */
+    if (t) {
+        if (rc != 0) {
+            apr_dbd_transaction_mode_set(d, t, APR_DBD_TRANSACTION_ROLLBACK);
+        }
+        if (apr_dbd_transaction_end(d, p, t) != 0 && rc == 0) {
+            rc = -1;
+            *why = apr_pstrdup(p, apr_dbd_error(d, h, rc));
+        }
+    }
+    return rc == 0 ? APR_SUCCESS : APR_EGENERAL;
+}
+
+static apr_status_t schema_too_new(int version, const dme_logger_t *lg)
+{
+    dme_log(lg, DME_LOG_ERR, APR_EGENERAL,
+            DMELOGNO(10400) "the database holds schema version %d, newer "
+                            "than the %d this module knows; a newer mod_dme "
+                            "wrote it, so the store stays unused rather "
+                            "than damage it",
+            version, DME_STORE_SCHEMA_VERSION);
+    return APR_EGENERAL;
+}
+
+apr_status_t dme_store_schema_ensure(const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                     const dme_logger_t *lg, apr_pool_t *p)
+{
+    const dme_sql_dialect_t *dl;
+    const char *why = "unknown";
+    int attempt, version, created = 0;
+
+    if (!d || !h) {
+        return APR_EINVAL;
+    }
+    if (!(dl = dme_sql_dialect(apr_dbd_name(d)))) {
+        return APR_ENOTIMPL;
+    }
+    /* A losing racer fails to create and finds the winner's version. */
+    for (attempt = 0; attempt < 3; attempt++) {
+        if (schema_read(&version, d, h, dl, p) != APR_SUCCESS) {
+            dme_log(lg, DME_LOG_ERR, APR_EGENERAL,
+                    DMELOGNO(10401) "cannot read the schema version: %s",
+                    apr_dbd_error(d, h, 0));
+            return APR_EGENERAL;
+        }
+        if (version > DME_STORE_SCHEMA_VERSION) {
+            return schema_too_new(version, lg);
+        }
+        if (version == DME_STORE_SCHEMA_VERSION) {
+            if (created) {
+                dme_log(lg, DME_LOG_NOTICE, APR_SUCCESS,
+                        DMELOGNO(10402) "created database schema version %d",
+                        version);
+            }
+            return APR_SUCCESS;
+        }
+        /* Later versions will migrate here from the one found. */
+        created = schema_create(&why, d, h, dl, p) == APR_SUCCESS;
+        if (!created) {
+            dme_log(lg, DME_LOG_DEBUG, APR_EGENERAL,
+                    DMELOGNO(10403) "creating the schema failed (%s); "
+                                    "reading the version again",
+                    why);
+        }
+    }
+    dme_log(lg, DME_LOG_ERR, APR_EGENERAL,
+            DMELOGNO(10404) "cannot create the database schema: %s", why);
+    return APR_EGENERAL;
+}
+
+/* ---- users ---- */
+
+apr_status_t dme_store_user_password_get(const char **sealed,
+                                         const apr_dbd_driver_t *d,
+                                         apr_dbd_t *h, const char *user,
+                                         apr_pool_t *p)
+{
+    const char *args[] = {user};
+
+    *sealed = NULL;
+    if (!d || !h || !user) {
+        return APR_EINVAL;
+    }
+    return select_row(sealed, 1, d, h, DME_SQL_USER_PASSWORD_GET, 1, args, p);
+}
+
+apr_status_t dme_store_user_password_set(const apr_dbd_driver_t *d,
+                                         apr_dbd_t *h, const char *user,
+                                         const char *sealed, apr_pool_t *p)
+{
+    const char *now = now_sec(p);
+    const char *args[] = {user, sealed, now, now};
+
+    if (!d || !h || !user) {
+        return APR_EINVAL;
+    }
+    return exec(NULL, d, h, DME_SQL_USER_PASSWORD_SET, 4, args, p);
+}
+
+/* ---- clients ---- */
+
+apr_status_t dme_store_client_create(const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                     const dme_client_t *c, apr_pool_t *p)
+{
+    const char *args[6];
+    apr_status_t rv;
+    int n = 0;
+
+    if (!d || !h || !c || !c->id || !c->user) {
+        return APR_EINVAL;
+    }
+    args[0] = c->id;
+    args[1] = c->user;
+    args[2] = c->name;
+    args[3] = c->platform;
+    args[4] = num(apr_time_sec(c->created ? c->created : apr_time_now()), p);
+    args[5] = c->source;
+    rv = exec(&n, d, h, DME_SQL_CLIENT_CREATE, 6, args, p);
+    return rv == APR_SUCCESS && n == 0 ? APR_EEXIST : rv;
+}
+
+apr_status_t dme_store_client_get(dme_client_t **c, const apr_dbd_driver_t *d,
+                                  apr_dbd_t *h, const char *id, apr_pool_t *p)
+{
+    const char *args[] = {id}, *col[6];
+    dme_client_t *cl;
+    apr_status_t rv;
+
+    *c = NULL;
+    if (!d || !h || !id) {
+        return APR_EINVAL;
+    }
+    rv = select_row(col, 6, d, h, DME_SQL_CLIENT_GET, 1, args, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    cl = apr_pcalloc(p, sizeof(*cl));
+    cl->id = col[0];
+    cl->user = col[1];
+    cl->name = col[2];
+    cl->platform = col[3];
+    cl->created = apr_time_from_sec(to_num(col[4]));
+    cl->source = col[5];
+    *c = cl;
+    return APR_SUCCESS;
+}
+
+apr_status_t dme_store_client_count(int *n, const apr_dbd_driver_t *d,
+                                    apr_dbd_t *h, const char *user,
+                                    apr_pool_t *p)
+{
+    const char *args[] = {user}, *count = NULL;
+    apr_status_t rv;
+
+    *n = 0;
+    if (!d || !h || !user) {
+        return APR_EINVAL;
+    }
+    rv = select_row(&count, 1, d, h, DME_SQL_CLIENT_COUNT, 1, args, p);
+    if (rv == APR_SUCCESS) {
+        *n = (int)to_num(count);
+    }
+    return APR_STATUS_IS_NOTFOUND(rv) ? APR_EGENERAL : rv;
+}
+
+/* ---- sync state ---- */
+
+apr_status_t dme_store_sync_get(dme_sync_state_t **st,
+                                const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                const char *client_id, const char *folder,
+                                apr_pool_t *p)
+{
+    const char *args[] = {client_id, folder}, *col[4];
+    dme_sync_state_t *s;
+    apr_status_t rv;
+
+    *st = NULL;
+    if (!d || !h || !client_id || !folder) {
+        return APR_EINVAL;
+    }
+    rv = select_row(col, 4, d, h, DME_SQL_SYNC_GET, 2, args, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    s = apr_pcalloc(p, sizeof(*s));
+    s->client_id = apr_pstrdup(p, client_id);
+    s->folder = apr_pstrdup(p, folder);
+    s->key = to_num(col[0]);
+    s->notes = col[1];
+    s->prev_key = to_num(col[2]);
+    s->prev_response = col[3];
+    s->prev_response_len = col[3] ? strlen(col[3]) : 0;
+    *st = s;
+    return APR_SUCCESS;
+}
+
+/* The drivers bind text by strlen, so the length must be that. */
+static int text_ok(const char *s, apr_size_t len)
+{
+    return !s || (s[len] == '\0' && !memchr(s, '\0', len));
+}
+
+apr_status_t dme_store_sync_put(const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                const dme_sync_state_t *st,
+                                apr_int64_t expect_key, apr_pool_t *p)
+{
+    const char *key, *prev, *now = now_sec(p);
+    apr_status_t rv;
+    int n = 0;
+
+    if (!d || !h || !st || !st->client_id || !st->folder ||
+        !text_ok(st->prev_response, st->prev_response_len)) {
+        return APR_EINVAL;
+    }
+    key = num(st->key, p);
+    prev = num(st->prev_key, p);
+    if (expect_key == 0) {
+        const char *args[] = {st->client_id, st->folder,        key, st->notes,
+                              prev,          st->prev_response, now};
+
+        rv = exec(&n, d, h, DME_SQL_SYNC_CREATE, 7, args, p);
+    } else {
+        const char *args[] = {
+            key, st->notes,     prev,       st->prev_response,
+            now, st->client_id, st->folder, num(expect_key, p)};
+
+        rv = exec(&n, d, h, DME_SQL_SYNC_UPDATE, 8, args, p);
+    }
+    return rv == APR_SUCCESS && n == 0 ? DME_ECONFLICT : rv;
+}
+
+apr_status_t dme_store_sync_delete(const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                   const char *client_id, const char *folder,
+                                   apr_pool_t *p)
+{
+    const char *args[] = {client_id, folder};
+
+    if (!d || !h || !client_id || !folder) {
+        return APR_EINVAL;
+    }
+    return exec(NULL, d, h, DME_SQL_SYNC_DELETE, 2, args, p);
+}

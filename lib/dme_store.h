@@ -1,0 +1,125 @@
+/* Durable state - users, clients, per-folder sync state - through apr_dbd.
+ *
+ * The store never opens a connection: the caller (mod_dbd in the module,
+ * apr_dbd_open in tests) hands in a driver and a handle, used by one thread
+ * at a time. SQLite ("sqlite3") and PostgreSQL ("pgsql") are supported;
+ * their SQL lives in dme_sql.c. Times are seconds since the epoch in the
+ * database and apr_time_t here.
+ *
+ * Unless stated otherwise each function returns APR_EINVAL for a missing
+ * argument, APR_ENOTIMPL for a driver without SQL here, APR_EINIT when the
+ * handle did not pass through dme_store_conn_init, and APR_EGENERAL when
+ * the database fails; the database's own words are then available from
+ * apr_dbd_error(driver, handle, 0).
+ */
+#ifndef DME_STORE_H
+#define DME_STORE_H
+
+#include <apr_dbd.h>
+
+#include "dme.h"
+
+#define DME_STORE_SCHEMA_VERSION 1
+
+/* Prepares the process-wide table of initialised connections. Call once
+ * per process before any thread uses the store, with a pool that outlives
+ * every connection (the process pool). Calling it again does nothing. */
+apr_status_t dme_store_init(apr_pool_t *p);
+
+/* Readies a connection for the store; call it each time a handle is
+ * acquired (it returns at once for a handle it already knows) and before
+ * dme_store_schema_ensure. For SQLite it sets a 5 s busy timeout and WAL
+ * journaling (an in-memory database keeps its own journal mode).
+ *
+ * p must be the connection's own pool - destroyed when the handle is
+ * closed, as ap_dbd_t's pool is. Statements are prepared once per
+ * connection and kept in p: apr_dbd's SQLite driver keeps every prepared
+ * statement until the connection closes, so preparing per call would grow
+ * a long-lived connection without bound.
+ * @return APR_EINIT if dme_store_init was not called. */
+apr_status_t dme_store_conn_init(const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                 apr_pool_t *p);
+
+/* Creates the schema when absent and checks its version. Safe to call
+ * again and from several processes at once: creation runs in one
+ * transaction, and when a racing process wins, the version is read again.
+ * @return APR_EGENERAL, after logging why, if the database holds a schema
+ *         newer than DME_STORE_SCHEMA_VERSION (a newer module wrote it) or
+ *         the schema cannot be read or created. */
+apr_status_t dme_store_schema_ensure(const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                     const dme_logger_t *lg, apr_pool_t *p);
+
+/* The user's sealed password (see dme_crypto_seal), or *sealed = NULL if
+ * the user row holds none.
+ * @return APR_NOTFOUND if there is no row for user. */
+apr_status_t dme_store_user_password_get(const char **sealed,
+                                         const apr_dbd_driver_t *d,
+                                         apr_dbd_t *h, const char *user,
+                                         apr_pool_t *p);
+
+/* Creates the user row if needed and sets its sealed password; a NULL
+ * sealed (technical-user mode) leaves a row with no password, clearing any
+ * stored one. One upsert statement, atomic on its own. */
+apr_status_t dme_store_user_password_set(const apr_dbd_driver_t *d,
+                                         apr_dbd_t *h, const char *user,
+                                         const char *sealed, apr_pool_t *p);
+
+typedef struct {
+    const char *id, *user, *name, *platform, *source;
+    apr_time_t created;
+} dme_client_t;
+
+/* Stores a new client. id and user are required, the other strings may be
+ * NULL; created 0 means now.
+ * @return APR_EEXIST if a client with this id exists (it is unchanged). */
+apr_status_t dme_store_client_create(const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                     const dme_client_t *c, apr_pool_t *p);
+
+/* @return APR_NOTFOUND if there is no client with this id. */
+apr_status_t dme_store_client_get(dme_client_t **c, const apr_dbd_driver_t *d,
+                                  apr_dbd_t *h, const char *id, apr_pool_t *p);
+
+/* How many clients user has registered (0 for an unknown user). */
+apr_status_t dme_store_client_count(int *n, const apr_dbd_driver_t *d,
+                                    apr_dbd_t *h, const char *user,
+                                    apr_pool_t *p);
+
+/* One folder's sync state of one client. notes and prev_response are
+ * NUL-terminated text or NULL; prev_response_len is strlen(prev_response)
+ * (0 for NULL). */
+typedef struct {
+    const char *client_id, *folder;
+    apr_int64_t key;
+    const char *notes;
+    apr_int64_t prev_key;
+    const char *prev_response;
+    apr_size_t prev_response_len;
+} dme_sync_state_t;
+
+/* @return APR_NOTFOUND if the client has no state for this folder. */
+apr_status_t dme_store_sync_get(dme_sync_state_t **st,
+                                const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                const char *client_id, const char *folder,
+                                apr_pool_t *p);
+
+/* Compare and set: writes st only if the stored sync_key equals
+ * expect_key, or if no row exists (or its key is 0) and expect_key is 0.
+ * The check and the write are one statement (an upsert for expect_key 0),
+ * so they are atomic without a multi-statement transaction, which would
+ * stall other threads behind apr_dbd's process-wide SQLite mutex.
+ * st->prev_response must be NUL-terminated at prev_response_len with no
+ * NUL before it.
+ * @return DME_ECONFLICT, writing nothing, when the stored state is not the
+ *         expected one (another request advanced it first);
+ *         APR_EINVAL for a missing client_id/folder or a prev_response
+ *         whose length does not match. */
+apr_status_t dme_store_sync_put(const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                const dme_sync_state_t *st,
+                                apr_int64_t expect_key, apr_pool_t *p);
+
+/* Forgets one folder's state; succeeds also when there was none. */
+apr_status_t dme_store_sync_delete(const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                   const char *client_id, const char *folder,
+                                   apr_pool_t *p);
+
+#endif /* DME_STORE_H */
