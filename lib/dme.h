@@ -14,11 +14,11 @@
 #include <apr_time.h>
 
 /* Project error codes, in APR's user error space. */
-#define DME_EPROTO   (APR_OS_START_USERERR + 1) /* peer broke its protocol */
-#define DME_EAUTH    (APR_OS_START_USERERR + 2) /* peer refused our login */
-#define DME_EDOWN    (APR_OS_START_USERERR + 3) /* peer unreachable/timed out */
-#define DME_ETOOBIG  (APR_OS_START_USERERR + 4) /* input over a size limit */
-#define DME_ENOMBOX  (APR_OS_START_USERERR + 5) /* no such mailbox/folder */
+#define DME_EPROTO    (APR_OS_START_USERERR + 1) /* peer broke its protocol */
+#define DME_EAUTH     (APR_OS_START_USERERR + 2) /* peer refused our login */
+#define DME_EDOWN     (APR_OS_START_USERERR + 3) /* peer unreachable/timed out */
+#define DME_ETOOBIG   (APR_OS_START_USERERR + 4) /* input over a size limit */
+#define DME_ENOMBOX   (APR_OS_START_USERERR + 5) /* no such mailbox/folder */
 #define DME_ECONFLICT (APR_OS_START_USERERR + 6) /* state changed under us */
 
 /* Log levels, numerically equal to syslog's and httpd's APLOG_*. */
@@ -42,8 +42,7 @@ typedef struct dme_logger_t {
 } dme_logger_t;
 
 void dme_log(const dme_logger_t *lg, int level, apr_status_t rv,
-             const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* A short, stable, non-reversible tag for a user name, for log lines:
  * "u:" and 8 hex digits. Never log the name or any secret itself. */

@@ -14,9 +14,8 @@ struct dme_curl_conn_t {
 
 apr_status_t dme_curl_global_init(void)
 {
-    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK
-               ? APR_SUCCESS
-               : APR_EGENERAL;
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? APR_SUCCESS
+                                                             : APR_EGENERAL;
 }
 
 static apr_status_t map_code(CURLcode rc)
@@ -41,8 +40,8 @@ static apr_status_t set_opts(CURL *e, const dme_curl_imap_opts_t *o)
 
     /* Each setopt is checked: a silently ignored option could mean an
      * unencrypted or unbounded connection. */
-#define SET(opt, val)                                                      \
-    if (rc == CURLE_OK)                                                    \
+#define SET(opt, val)                                                          \
+    if (rc == CURLE_OK)                                                        \
     rc = curl_easy_setopt(e, opt, val)
     SET(CURLOPT_URL, o->url);
     SET(CURLOPT_PROTOCOLS_STR, "imap,imaps");
@@ -100,8 +99,8 @@ apr_status_t dme_curl_imap_open(dme_curl_conn_t **c, const char **errmsg,
         return APR_ENOMEM;
     }
     conn->easy = e;
-    if (curl_easy_getinfo(e, CURLINFO_ACTIVESOCKET, &conn->sock) != CURLE_OK
-        || conn->sock == CURL_SOCKET_BAD) {
+    if (curl_easy_getinfo(e, CURLINFO_ACTIVESOCKET, &conn->sock) != CURLE_OK ||
+        conn->sock == CURL_SOCKET_BAD) {
         dme_curl_close(conn);
         return DME_EDOWN;
     }
@@ -127,8 +126,8 @@ static apr_status_t wait_sock(dme_curl_conn_t *c, short events,
     return n > 0 ? APR_SUCCESS : DME_EDOWN;
 }
 
-apr_status_t dme_curl_send(dme_curl_conn_t *c, const char *data,
-                           apr_size_t len, apr_interval_time_t timeout)
+apr_status_t dme_curl_send(dme_curl_conn_t *c, const char *data, apr_size_t len,
+                           apr_interval_time_t timeout)
 {
     apr_time_t deadline = apr_time_now() + timeout;
     size_t sent;

@@ -13,11 +13,11 @@
 typedef struct dme_curl_conn_t dme_curl_conn_t;
 
 typedef struct dme_curl_imap_opts_t {
-    const char *url;      /* imap://host:port or imaps://host:port */
-    const char *user;     /* login name (may be "user*master") */
-    const char *password; /* never logged */
-    const char *authzid;  /* SASL PLAIN authorisation id, or NULL */
-    const char *ca_file;  /* for imaps/STARTTLS, NULL: system bundle */
+    const char *url;             /* imap://host:port or imaps://host:port */
+    const char *user;            /* login name (may be "user*master") */
+    const char *password;        /* never logged */
+    const char *authzid;         /* SASL PLAIN authorisation id, or NULL */
+    const char *ca_file;         /* for imaps/STARTTLS, NULL: system bundle */
     apr_interval_time_t timeout; /* connect + login, total */
 } dme_curl_imap_opts_t;
 
@@ -29,12 +29,11 @@ apr_status_t dme_curl_global_init(void);
  * On failure *errmsg (may be NULL) holds curl's short reason. The
  * connection is malloc'd, not pool-bound, so it can outlive requests. */
 apr_status_t dme_curl_imap_open(dme_curl_conn_t **c, const char **errmsg,
-                                const dme_curl_imap_opts_t *o,
-                                apr_pool_t *p);
+                                const dme_curl_imap_opts_t *o, apr_pool_t *p);
 
 /* Send all of data within timeout. DME_EDOWN when the peer is gone. */
-apr_status_t dme_curl_send(dme_curl_conn_t *c, const char *data,
-                           apr_size_t len, apr_interval_time_t timeout);
+apr_status_t dme_curl_send(dme_curl_conn_t *c, const char *data, apr_size_t len,
+                           apr_interval_time_t timeout);
 
 /* Receive what is available (at least one byte) within timeout into buf.
  * DME_EDOWN on timeout, close or error. */

@@ -48,8 +48,8 @@ static apr_status_t summarize_adds(dme_sync_result_t *res, dme_imap_t *s,
     for (i = 0; i < adds->nelts; i++) {
         uids[i] = APR_ARRAY_IDX(adds, i, dme_note_t).uid;
     }
-    rv = dme_imap_fetch_heads(&fetches, s, uids, adds->nelts, rq->head_bytes,
-                              p);
+    rv =
+        dme_imap_fetch_heads(&fetches, s, uids, adds->nelts, rq->head_bytes, p);
     if (rv != APR_SUCCESS) {
         return rv;
     }

@@ -15,10 +15,10 @@
 #define MAX_FOLDER   1024
 
 struct dme_imap_t {
-    dme_imap_t *next;     /* in the idle list */
+    dme_imap_t *next; /* in the idle list */
     dme_curl_conn_t *conn;
-    char *key;            /* login identity, malloc'd */
-    char *buf;            /* unread bytes, malloc'd */
+    char *key; /* login identity, malloc'd */
+    char *buf; /* unread bytes, malloc'd */
     apr_size_t len, cap;
     unsigned int tag;
     int broken;
@@ -59,8 +59,7 @@ static apr_status_t pool_cleanup(void *data)
 }
 
 apr_status_t dme_imap_pool_create(dme_imap_pool_t **pl, int max_idle,
-                                  apr_interval_time_t idle_ttl,
-                                  apr_pool_t *p)
+                                  apr_interval_time_t idle_ttl, apr_pool_t *p)
 {
     dme_imap_pool_t *x = apr_pcalloc(p, sizeof(*x));
     apr_status_t rv;
@@ -106,8 +105,7 @@ static dme_imap_t *take_idle(dme_imap_pool_t *pl, const char *key)
             if (old) {
                 s->next = stale;
                 stale = s;
-            }
-            else {
+            } else {
                 found = s;
             }
             continue;
@@ -297,11 +295,10 @@ apr_status_t dme_imap_cmd(apr_array_header_t **resps, dme_imap_t *s,
 }
 
 apr_status_t dme_imap_examine(apr_uint32_t *uidvalidity, apr_uint32_t *exists,
-                              dme_imap_t *s, const char *folder,
-                              apr_pool_t *p)
+                              dme_imap_t *s, const char *folder, apr_pool_t *p)
 {
-    const char *q = strlen(folder) > MAX_FOLDER ? NULL
-                                                : dme_imap_quote(folder, p);
+    const char *q =
+        strlen(folder) > MAX_FOLDER ? NULL : dme_imap_quote(folder, p);
     apr_array_header_t *resps;
     apr_status_t rv;
     int i;
@@ -323,8 +320,7 @@ apr_status_t dme_imap_examine(apr_uint32_t *uidvalidity, apr_uint32_t *exists,
 
         if (r->code && strncasecmp(r->code, "UIDVALIDITY ", 12) == 0) {
             *uidvalidity = (apr_uint32_t)strtoul(r->code + 12, NULL, 10);
-        }
-        else if (r->has_number && r->name && !strcmp(r->name, "EXISTS")) {
+        } else if (r->has_number && r->name && !strcmp(r->name, "EXISTS")) {
             *exists = r->number;
         }
     }
@@ -344,8 +340,7 @@ static const char *imap_date(apr_time_t t, apr_pool_t *p)
 
 /* UIDs from every SEARCH response of a command. */
 static apr_status_t search_uids(apr_array_header_t **uids,
-                                const apr_array_header_t *resps,
-                                apr_pool_t *p)
+                                const apr_array_header_t *resps, apr_pool_t *p)
 {
     apr_array_header_t *all = apr_array_make(p, 64, sizeof(apr_uint32_t));
     int i;
@@ -432,9 +427,8 @@ static apr_status_t fetch_chunks(apr_array_header_t *out, dme_imap_t *s,
 
         rv = dme_imap_uid_set(&set, uids + off, cnt, p);
         if (rv == APR_SUCCESS) {
-            rv = dme_imap_cmd(&resps, s,
-                              apr_psprintf(p, "UID FETCH %s %s", set, items),
-                              p);
+            rv = dme_imap_cmd(
+                &resps, s, apr_psprintf(p, "UID FETCH %s %s", set, items), p);
         }
         if (rv != APR_SUCCESS) {
             return rv;
@@ -475,10 +469,9 @@ apr_status_t dme_imap_list_notes(dme_notes_t **ns, dme_imap_t *s,
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = dme_imap_cmd(&resps, s,
-                      apr_pstrcat(p, "UID SEARCH SINCE ", imap_date(since, p),
-                                  NULL),
-                      p);
+    rv = dme_imap_cmd(
+        &resps, s,
+        apr_pstrcat(p, "UID SEARCH SINCE ", imap_date(since, p), NULL), p);
     if (rv == APR_SUCCESS) {
         rv = search_uids(&uids, resps, p);
     }
@@ -487,8 +480,7 @@ apr_status_t dme_imap_list_notes(dme_notes_t **ns, dme_imap_t *s,
     }
     qsort(uids->elts, uids->nelts, sizeof(apr_uint32_t), cmp_u32);
     fetches = apr_array_make(p, uids->nelts + 1, sizeof(dme_imap_fetch_t *));
-    rv = fetch_chunks(fetches, s, (const apr_uint32_t *)uids->elts,
-                      uids->nelts,
+    rv = fetch_chunks(fetches, s, (const apr_uint32_t *)uids->elts, uids->nelts,
                       "(UID FLAGS RFC822.SIZE INTERNALDATE "
                       "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])",
                       p);
@@ -509,14 +501,15 @@ apr_status_t dme_imap_fetch_heads(apr_array_header_t **fetches, dme_imap_t *s,
                                   const apr_uint32_t *uids, int n,
                                   apr_size_t bytes, apr_pool_t *p)
 {
-    apr_array_header_t *out = apr_array_make(p, n + 1,
-                                             sizeof(dme_imap_fetch_t *));
+    apr_array_header_t *out =
+        apr_array_make(p, n + 1, sizeof(dme_imap_fetch_t *));
     apr_uint32_t *sorted = apr_pmemdup(p, uids, sizeof(*uids) * (n + 1));
     const char *items;
 
     qsort(sorted, n, sizeof(*sorted), cmp_u32);
-    items = apr_psprintf(p, "(UID FLAGS RFC822.SIZE INTERNALDATE "
-                            "BODY.PEEK[]<0.%" APR_SIZE_T_FMT ">)",
+    items = apr_psprintf(p,
+                         "(UID FLAGS RFC822.SIZE INTERNALDATE "
+                         "BODY.PEEK[]<0.%" APR_SIZE_T_FMT ">)",
                          bytes);
     *fetches = out;
     return n > 0 ? fetch_chunks(out, s, sorted, n, items, p) : APR_SUCCESS;

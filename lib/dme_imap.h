@@ -28,8 +28,7 @@ typedef struct dme_imap_login_t {
 /* A per-process pool of logged-in connections, keyed by login. At most
  * max_idle wait idle; an idle one older than idle_ttl is closed. */
 apr_status_t dme_imap_pool_create(dme_imap_pool_t **pl, int max_idle,
-                                  apr_interval_time_t idle_ttl,
-                                  apr_pool_t *p);
+                                  apr_interval_time_t idle_ttl, apr_pool_t *p);
 
 /* Take a connection for this login: an idle one if it still looks
  * healthy, or a new one. DME_EAUTH: login refused; DME_EDOWN: server
@@ -54,8 +53,7 @@ apr_status_t dme_imap_cmd(apr_array_header_t **resps, dme_imap_t *s,
 /* EXAMINE folder read-only. DME_ENOMBOX if it does not exist,
  * APR_EINVAL if the name cannot be sent (CR, LF, NUL, too long). */
 apr_status_t dme_imap_examine(apr_uint32_t *uidvalidity, apr_uint32_t *exists,
-                              dme_imap_t *s, const char *folder,
-                              apr_pool_t *p);
+                              dme_imap_t *s, const char *folder, apr_pool_t *p);
 
 /* Notes of every mail in folder with an internal date on or after the
  * calendar day of `since` (IMAP SEARCH SINCE). */

@@ -6,14 +6,12 @@
 #include "dme_note.h"
 #include "dme_crypto.h"
 
-dme_notes_t *dme_notes_make(apr_uint32_t uidvalidity, int nalloc,
-                            apr_pool_t *p)
+dme_notes_t *dme_notes_make(apr_uint32_t uidvalidity, int nalloc, apr_pool_t *p)
 {
     dme_notes_t *ns = apr_pcalloc(p, sizeof(*ns));
 
     ns->uidvalidity = uidvalidity;
-    ns->notes = apr_array_make(p, nalloc > 0 ? nalloc : 16,
-                               sizeof(dme_note_t));
+    ns->notes = apr_array_make(p, nalloc > 0 ? nalloc : 16, sizeof(dme_note_t));
     return ns;
 }
 
@@ -22,8 +20,7 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-const char *dme_note_flags_join(const apr_array_header_t *flags,
-                                apr_pool_t *p)
+const char *dme_note_flags_join(const apr_array_header_t *flags, apr_pool_t *p)
 {
     apr_array_header_t *keep;
     int i;
@@ -154,8 +151,7 @@ static int parse_u32(apr_uint32_t *out, const char **s, char term)
     return 1;
 }
 
-apr_status_t dme_notes_parse(dme_notes_t **ns, const char *text,
-                             apr_pool_t *p)
+apr_status_t dme_notes_parse(dme_notes_t **ns, const char *text, apr_pool_t *p)
 {
     apr_uint32_t uidvalidity;
     const char *s = text;
@@ -174,8 +170,8 @@ apr_status_t dme_notes_parse(dme_notes_t **ns, const char *text,
         dme_note_t *n = apr_array_push(out->notes);
 
         memset(n, 0, sizeof(*n));
-        if (!parse_u32(&n->uid, &s, ' ') || strlen(s) < DME_NOTE_SUM_LEN + 1
-            || !is_hex32(s) || s[DME_NOTE_SUM_LEN] != '\n') {
+        if (!parse_u32(&n->uid, &s, ' ') || strlen(s) < DME_NOTE_SUM_LEN + 1 ||
+            !is_hex32(s) || s[DME_NOTE_SUM_LEN] != '\n') {
             return APR_EINVAL;
         }
         memcpy(n->sum, s, DME_NOTE_SUM_LEN);

@@ -33,8 +33,7 @@ dme_notes_t *dme_notes_make(apr_uint32_t uidvalidity, int nalloc,
 /* Sorted, space-joined copy of a flag list (const char *), so a
  * reordering by the server never looks like a change. \Recent is
  * dropped: it is session state, not mail state. */
-const char *dme_note_flags_join(const apr_array_header_t *flags,
-                                apr_pool_t *p);
+const char *dme_note_flags_join(const apr_array_header_t *flags, apr_pool_t *p);
 
 /* Fill n->sum from the synchronised state. */
 apr_status_t dme_note_checksum(dme_note_t *n, const char *flags,
@@ -48,8 +47,7 @@ void dme_notes_sort(dme_notes_t *ns);
 const char *dme_notes_serialize(const dme_notes_t *ns, apr_pool_t *p);
 
 /* Parse the text form. APR_EINVAL on any malformed line. */
-apr_status_t dme_notes_parse(dme_notes_t **ns, const char *text,
-                             apr_pool_t *p);
+apr_status_t dme_notes_parse(dme_notes_t **ns, const char *text, apr_pool_t *p);
 
 /* Reference text "<uidvalidity>:<uid>" and its parser (APR_EINVAL). */
 const char *dme_note_ref(apr_uint32_t uidvalidity, apr_uint32_t uid,

@@ -9,9 +9,9 @@ const char *dme_proto_time(apr_time_t t, apr_pool_t *p)
     apr_time_exp_t tm;
 
     apr_time_exp_gmt(&tm, t);
-    return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02dZ",
-                        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                        tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+                        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                        tm.tm_sec);
 }
 
 static void write_add(dme_xml_w_t *w, apr_uint32_t uidvalidity,
@@ -36,9 +36,8 @@ static void write_add(dme_xml_w_t *w, apr_uint32_t uidvalidity,
     dme_xml_end(w);
 }
 
-const char *dme_proto_sync(apr_size_t *len, const char *folder,
-                           apr_int64_t key, const dme_sync_result_t *res,
-                           apr_pool_t *p)
+const char *dme_proto_sync(apr_size_t *len, const char *folder, apr_int64_t key,
+                           const dme_sync_result_t *res, apr_pool_t *p)
 {
     const dme_delta_t *d = res->delta;
     dme_xml_w_t *w = dme_xml_writer_create("sync", p);

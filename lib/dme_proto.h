@@ -8,9 +8,8 @@
 
 /* <sync folder= key= source= more=> with add, change and delete
  * children. */
-const char *dme_proto_sync(apr_size_t *len, const char *folder,
-                           apr_int64_t key, const dme_sync_result_t *res,
-                           apr_pool_t *p);
+const char *dme_proto_sync(apr_size_t *len, const char *folder, apr_int64_t key,
+                           const dme_sync_result_t *res, apr_pool_t *p);
 
 /* <enrolled><client id=.../></enrolled> */
 const char *dme_proto_enrolled(apr_size_t *len, const char *client_id,

@@ -8,8 +8,8 @@ typedef struct {
 } cands_t;
 
 /* Walk both sorted sets once and sort every difference into a bucket. */
-static void collect(cands_t *c, const dme_notes_t *held,
-                    const dme_notes_t *cur, apr_pool_t *p)
+static void collect(cands_t *c, const dme_notes_t *held, const dme_notes_t *cur,
+                    apr_pool_t *p)
 {
     const dme_note_t *h = (const dme_note_t *)held->notes->elts;
     const dme_note_t *n = (const dme_note_t *)cur->notes->elts;
@@ -31,11 +31,9 @@ static void collect(cands_t *c, const dme_notes_t *held,
     while (i < nh || j < nc) {
         if (j >= nc || (i < nh && h[i].uid < n[j].uid)) {
             APR_ARRAY_PUSH(c->del, const dme_note_t *) = &h[i++];
-        }
-        else if (i >= nh || n[j].uid < h[i].uid) {
+        } else if (i >= nh || n[j].uid < h[i].uid) {
             APR_ARRAY_PUSH(c->add, const dme_note_t *) = &n[j++];
-        }
-        else {
+        } else {
             if (strcmp(h[i].sum, n[j].sum) != 0) {
                 APR_ARRAY_PUSH(c->chg, const dme_note_t *) = &n[j];
             }
@@ -100,13 +98,13 @@ static dme_notes_t *next_set(const dme_notes_t *held, const dme_delta_t *d,
          i++) {
         const dme_note_t *h = &APR_ARRAY_IDX(held->notes, i, dme_note_t);
 
-        if (kd < d->deletes->nelts
-            && APR_ARRAY_IDX(d->deletes, kd, apr_uint32_t) == h->uid) {
+        if (kd < d->deletes->nelts &&
+            APR_ARRAY_IDX(d->deletes, kd, apr_uint32_t) == h->uid) {
             kd++;
             continue;
         }
-        if (kc < d->changes->nelts
-            && APR_ARRAY_IDX(d->changes, kc, dme_note_t).uid == h->uid) {
+        if (kc < d->changes->nelts &&
+            APR_ARRAY_IDX(d->changes, kc, dme_note_t).uid == h->uid) {
             h = &APR_ARRAY_IDX(d->changes, kc++, dme_note_t);
         }
         APR_ARRAY_PUSH(nx->notes, dme_note_t) = *h;
@@ -140,8 +138,7 @@ apr_status_t dme_sync_delta(dme_delta_t **d, const dme_notes_t *held,
         if (budget > 0) {
             budget = budget > c.del->nelts ? budget - c.del->nelts : 0;
         }
-    }
-    else {
+    } else {
         out->more = take_uids(out->deletes, c.del, &budget);
     }
     out->more |= take_notes(out->changes, c.chg, &budget, 0);
@@ -153,6 +150,6 @@ apr_status_t dme_sync_delta(dme_delta_t **d, const dme_notes_t *held,
 
 int dme_delta_is_empty(const dme_delta_t *d)
 {
-    return d->deletes->nelts == 0 && d->changes->nelts == 0
-           && d->adds->nelts == 0;
+    return d->deletes->nelts == 0 && d->changes->nelts == 0 &&
+           d->adds->nelts == 0;
 }

@@ -34,9 +34,9 @@ typedef struct req_t {
     dme_imap_login_t login;
 } req_t;
 
-static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire;
-static apr_uint32_t mail_down;     /* this process saw the outage */
-static apr_uint32_t schema_ready;  /* this process checked the schema */
+static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) * dbd_acquire;
+static apr_uint32_t mail_down;    /* this process saw the outage */
+static apr_uint32_t schema_ready; /* this process checked the schema */
 
 static void log_request(void *baton, int level, apr_status_t rv,
                         const char *fmt, va_list ap)
@@ -82,22 +82,25 @@ static int mail_fail(req_t *q, apr_status_t rv, const char *why)
     const char *who = dme_user_tag(r->user, r->pool);
 
     if (rv == DME_EAUTH && dme_conf_access(q->dc) == DME_ACCESS_PASSWORD) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, DMELOGNO(10010)
-                      "mail system refused the stored password of %s", who);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_INFO, rv, r,
+            DMELOGNO(10010) "mail system refused the stored password of %s",
+            who);
         return fail(q, HTTP_UNAUTHORIZED, "mail-login-refused",
                     "The mail system refused your password");
     }
     if (rv == DME_EAUTH) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, DMELOGNO(10011)
-                      "mail system refused the technical user for %s; "
-                      "check DMETechnicalUser and its password",
-                      who);
-    }
-    else if (apr_atomic_cas32(&mail_down, 1, 0) == 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, DMELOGNO(10012)
-                      "mail system %s unreachable (%s); answering 503 "
-                      "until it is back",
-                      q->login.url, why ? why : "no answer");
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, rv, r,
+            DMELOGNO(10011) "mail system refused the technical user for %s; "
+                            "check DMETechnicalUser and its password",
+            who);
+    } else if (apr_atomic_cas32(&mail_down, 1, 0) == 0) {
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, rv, r,
+            DMELOGNO(10012) "mail system %s unreachable (%s); answering 503 "
+                            "until it is back",
+            q->login.url, why ? why : "no answer");
     }
     apr_table_setn(r->headers_out, "Retry-After",
                    apr_itoa(r->pool, dme_conf_retry_after(q->dc)));
@@ -108,8 +111,9 @@ static int mail_fail(req_t *q, apr_status_t rv, const char *why)
 static void mail_ok(req_t *q)
 {
     if (apr_atomic_cas32(&mail_down, 0, 1) == 1) {
-        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, q->r, DMELOGNO(10013)
-                      "mail system %s reachable again", q->login.url);
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, q->r,
+                      DMELOGNO(10013) "mail system %s reachable again",
+                      q->login.url);
     }
 }
 
@@ -128,24 +132,24 @@ static int make_login(req_t *q)
         return DECLINED; /* password filled by keep_password */
     }
     if (!dc->tech_user || !dc->tech_password) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, DMELOGNO(10014)
-                      "DMEMailAccess technical needs DMETechnicalUser and "
-                      "DMETechnicalPasswordFile");
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, 0, r,
+            DMELOGNO(
+                10014) "DMEMailAccess technical needs DMETechnicalUser and "
+                       "DMETechnicalPasswordFile");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     q->login.password = dc->tech_password;
     if (dc->use_authzid == 1) {
         q->login.user = dc->tech_user;
         q->login.authzid = r->user;
-    }
-    else {
+    } else {
         const char *sep = dc->separator ? dc->separator : "*";
 
         if (strstr(r->user, sep)) {
             return HTTP_FORBIDDEN; /* would name another login */
         }
-        q->login.user = apr_pstrcat(r->pool, r->user, sep, dc->tech_user,
-                                    NULL);
+        q->login.user = apr_pstrcat(r->pool, r->user, sep, dc->tech_user, NULL);
     }
     return DECLINED;
 }
@@ -176,12 +180,12 @@ static int keep_password(req_t *q)
     }
     rv = dme_crypto_seal(&sealed, q->sc->key, pw, r->user, r->pool);
     if (rv == APR_SUCCESS) {
-        rv = dme_store_user_password_set(q->db->driver, q->db->handle,
-                                         r->user, sealed, r->pool);
+        rv = dme_store_user_password_set(q->db->driver, q->db->handle, r->user,
+                                         sealed, r->pool);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, DMELOGNO(10015)
-                      "cannot store the password of %s",
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      DMELOGNO(10015) "cannot store the password of %s",
                       dme_user_tag(r->user, r->pool));
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -195,9 +199,10 @@ static int open_db(req_t *q)
 
     q->db = dbd_acquire ? dbd_acquire(r) : NULL;
     if (!q->db) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, DMELOGNO(10016)
-                      "no database connection: load mod_dbd and set "
-                      "DBDriver and DBDParams");
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, 0, r,
+            DMELOGNO(10016) "no database connection: load mod_dbd and set "
+                            "DBDriver and DBDParams");
         return HTTP_SERVICE_UNAVAILABLE;
     }
     rv = dme_store_conn_init(q->db->driver, q->db->handle, q->db->pool);
@@ -209,8 +214,8 @@ static int open_db(req_t *q)
         }
     }
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, DMELOGNO(10017)
-                      "database not usable");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      DMELOGNO(10017) "database not usable");
         return HTTP_SERVICE_UNAVAILABLE;
     }
     return DECLINED;
@@ -234,8 +239,8 @@ static int read_body(char **buf, apr_size_t *len, req_t *q)
         return rc;
     }
     *buf = apr_palloc(r->pool, (apr_size_t)max + 2);
-    while ((n = ap_get_client_block(r, *buf + off, (apr_size_t)max + 1 - off))
-           > 0) {
+    while ((n = ap_get_client_block(r, *buf + off, (apr_size_t)max + 1 - off)) >
+           0) {
         off += (apr_size_t)n;
         if (off > (apr_size_t)max) {
             return HTTP_REQUEST_ENTITY_TOO_LARGE;
@@ -259,8 +264,8 @@ static int read_request(dme_xml_req_t **xr, req_t *q, const char *root)
     char *buf;
     int rc;
 
-    if (!ct || (strncasecmp(ct, "application/xml", 15)
-                && strncasecmp(ct, "text/xml", 8))) {
+    if (!ct || (strncasecmp(ct, "application/xml", 15) &&
+                strncasecmp(ct, "text/xml", 8))) {
         return fail(q, HTTP_UNSUPPORTED_MEDIA_TYPE, "wrong-type",
                     "Send the request as application/xml");
     }
@@ -271,16 +276,18 @@ static int read_request(dme_xml_req_t **xr, req_t *q, const char *root)
     if (rc != OK) {
         return fail(q, HTTP_BAD_REQUEST, "bad-body", "Unreadable body");
     }
-    rv = dme_xml_parse_request(xr, buf, len, (apr_size_t)dme_conf_max_body(q->dc),
-                               r->pool);
+    rv = dme_xml_parse_request(xr, buf, len,
+                               (apr_size_t)dme_conf_max_body(q->dc), r->pool);
     if (rv == DME_ETOOBIG) {
         return fail(q, HTTP_REQUEST_ENTITY_TOO_LARGE, "too-large",
                     "The request body is too large");
     }
     if (rv != APR_SUCCESS || strcmp((*xr)->root, root) != 0) {
         return fail(q, HTTP_BAD_REQUEST, "malformed",
-                    apr_psprintf(r->pool, "Expected a well-formed <%s> "
-                                          "document", root));
+                    apr_psprintf(r->pool,
+                                 "Expected a well-formed <%s> "
+                                 "document",
+                                 root));
     }
     return DECLINED; /* meaning: go on */
 }
@@ -311,8 +318,7 @@ static int with_mailbox(dme_imap_t **s, req_t *q)
     const char *why = NULL;
     apr_status_t rv;
 
-    rv = dme_imap_acquire(s, &why, dme_glue_imap_pool(), &q->login,
-                          q->r->pool);
+    rv = dme_imap_acquire(s, &why, dme_glue_imap_pool(), &q->login, q->r->pool);
     if (rv != APR_SUCCESS) {
         return mail_fail(q, rv, why);
     }
@@ -354,24 +360,22 @@ static int do_enrol(req_t *q)
     c.platform = platform;
     c.source = r->useragent_ip;
     c.created = apr_time_now();
-    if (rv == APR_SUCCESS
-        && dme_conf_access(q->dc) == DME_ACCESS_TECHNICAL) {
+    if (rv == APR_SUCCESS && dme_conf_access(q->dc) == DME_ACCESS_TECHNICAL) {
         /* the users row; password mode wrote it with the password */
-        rv = dme_store_user_password_set(q->db->driver, q->db->handle,
-                                         r->user, NULL, r->pool);
+        rv = dme_store_user_password_set(q->db->driver, q->db->handle, r->user,
+                                         NULL, r->pool);
     }
     if (rv == APR_SUCCESS) {
-        rv = dme_store_client_create(q->db->driver, q->db->handle, &c,
-                                     r->pool);
+        rv = dme_store_client_create(q->db->driver, q->db->handle, &c, r->pool);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, DMELOGNO(10018)
-                      "cannot store a new client for %s",
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      DMELOGNO(10018) "cannot store a new client for %s",
                       dme_user_tag(r->user, r->pool));
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, DMELOGNO(10019)
-                  "enrolled client %s for %s", id,
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  DMELOGNO(10019) "enrolled client %s for %s", id,
                   dme_user_tag(r->user, r->pool));
     body = dme_proto_enrolled(&len, id, r->pool);
     return send_xml(q, HTTP_CREATED, body, len);
@@ -385,8 +389,7 @@ static int own_client(dme_client_t **c, req_t *q, const char *id)
     if (!id || !*id) {
         return fail(q, HTTP_BAD_REQUEST, "malformed", "No client id");
     }
-    rv = dme_store_client_get(c, q->db->driver, q->db->handle, id,
-                              q->r->pool);
+    rv = dme_store_client_get(c, q->db->driver, q->db->handle, id, q->r->pool);
     if (rv == APR_NOTFOUND) {
         return fail(q, HTTP_NOT_FOUND, "unknown-client", "No such client");
     }
@@ -394,8 +397,8 @@ static int own_client(dme_client_t **c, req_t *q, const char *id)
         return HTTP_SERVICE_UNAVAILABLE;
     }
     if (strcmp((*c)->user, q->r->user) != 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, q->r, DMELOGNO(10020)
-                      "%s asked for client %s of another user",
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, q->r,
+                      DMELOGNO(10020) "%s asked for client %s of another user",
                       dme_user_tag(q->r->user, q->r->pool), id);
         return fail(q, HTTP_FORBIDDEN, "not-your-client",
                     "This client belongs to another user");
@@ -417,9 +420,9 @@ static int sync_args(sync_args_t *a, req_t *q, const dme_xml_req_t *xr)
     a->client = field(xr, "client", NULL, 64);
     a->folder = field(xr, "folder", "INBOX", 512);
     a->type = field(xr, "type", NULL, 16);
-    if (!a->client || !a->folder || !*a->folder || !a->type
-        || (strcmp(a->type, "import") && strcmp(a->type, "push")
-            && strcmp(a->type, "scheduled") && strcmp(a->type, "manual"))) {
+    if (!a->client || !a->folder || !*a->folder || !a->type ||
+        (strcmp(a->type, "import") && strcmp(a->type, "push") &&
+         strcmp(a->type, "scheduled") && strcmp(a->type, "manual"))) {
         return fail(q, HTTP_BAD_REQUEST, "malformed",
                     "sync needs client, type (import, push, scheduled, "
                     "manual) and an optional folder");
@@ -463,9 +466,9 @@ static int run_sync(req_t *q, const sync_args_t *a, dme_sync_state_t *st,
     memset(&rq, 0, sizeof(rq));
     rq.folder = a->folder;
     rq.held = held;
-    rq.since = apr_time_now()
-               - apr_time_from_sec(86400 * (apr_time_t)dme_conf_window_days(
-                                                q->dc));
+    rq.since =
+        apr_time_now() -
+        apr_time_from_sec(86400 * (apr_time_t)dme_conf_window_days(q->dc));
     rq.page_size = dme_conf_page_size(q->dc);
     rq.head_bytes = HEAD_BYTES;
     rq.preview_chars = PREVIEW_CHARS;
@@ -489,15 +492,16 @@ static int run_sync(req_t *q, const sync_args_t *a, dme_sync_state_t *st,
     nst.prev_key = a->has_key ? a->key : 0;
     nst.prev_response = body;
     nst.prev_response_len = len;
-    rv = dme_store_sync_put(q->db->driver, q->db->handle, &nst, expect,
-                            r->pool);
+    rv =
+        dme_store_sync_put(q->db->driver, q->db->handle, &nst, expect, r->pool);
     if (rv == DME_ECONFLICT) {
         return fail(q, HTTP_CONFLICT, "concurrent-sync",
                     "Another sync of this folder ran at the same time");
     }
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, DMELOGNO(10021)
-                      "cannot store sync state of client %s", a->client);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      DMELOGNO(10021) "cannot store sync state of client %s",
+                      a->client);
         return HTTP_SERVICE_UNAVAILABLE;
     }
     return send_xml(q, HTTP_OK, body, len);
@@ -515,9 +519,9 @@ static int do_sync(req_t *q)
     apr_status_t rv;
     int rc;
 
-    if ((rc = read_request(&xr, q, "sync")) != DECLINED
-        || (rc = sync_args(&a, q, xr)) != DECLINED
-        || (rc = own_client(&c, q, a.client)) != DECLINED) {
+    if ((rc = read_request(&xr, q, "sync")) != DECLINED ||
+        (rc = sync_args(&a, q, xr)) != DECLINED ||
+        (rc = own_client(&c, q, a.client)) != DECLINED) {
         return rc;
     }
     rv = dme_store_sync_get(&st, q->db->driver, q->db->handle, a.client,
@@ -536,17 +540,17 @@ static int do_sync(req_t *q)
     }
     if (a.key == st->prev_key && st->prev_response) {
         /* The client lost our answer: the same bytes again. */
-        return send_xml(q, HTTP_OK, st->prev_response,
-                        st->prev_response_len);
+        return send_xml(q, HTTP_OK, st->prev_response, st->prev_response_len);
     }
     if (a.key != st->key) {
         return unknown_key(q);
     }
     if (dme_notes_parse(&parsed, st->notes, r->pool) != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, DMELOGNO(10022)
-                      "stored sync state of client %s is damaged; the "
-                      "client is asked to import",
-                      a.client);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, 0, r,
+            DMELOGNO(10022) "stored sync state of client %s is damaged; the "
+                            "client is asked to import",
+            a.client);
         return unknown_key(q);
     }
     held = parsed;
@@ -568,13 +572,13 @@ static int do_message(req_t *q)
     ap_args_to_table(r, &args);
     folder = apr_table_get(args, "folder");
     ref = apr_table_get(args, "ref");
-    if (!folder || !*folder
-        || dme_note_ref_parse(&uidvalidity, &uid, ref) != APR_SUCCESS) {
+    if (!folder || !*folder ||
+        dme_note_ref_parse(&uidvalidity, &uid, ref) != APR_SUCCESS) {
         return fail(q, HTTP_BAD_REQUEST, "malformed",
                     "message needs client, folder and ref");
     }
-    if ((rc = own_client(&c, q, apr_table_get(args, "client"))) != DECLINED
-        || (rc = with_mailbox(&s, q)) != DECLINED) {
+    if ((rc = own_client(&c, q, apr_table_get(args, "client"))) != DECLINED ||
+        (rc = with_mailbox(&s, q)) != DECLINED) {
         return rc;
     }
     rv = dme_imap_examine(&cur, &exists, s, folder, r->pool);
@@ -655,13 +659,14 @@ int dme_handler(request_rec *r)
                     "Apache authentication is required here");
     }
     if (!q.dc->mail_url || !dme_glue_imap_pool()) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, DMELOGNO(10023)
-                      "DMEMailServer is not set for %s", r->uri);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      DMELOGNO(10023) "DMEMailServer is not set for %s",
+                      r->uri);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* Each step answers DECLINED to go on, anything else ends here. */
-    if ((rc = make_login(&q)) != DECLINED || (rc = open_db(&q)) != DECLINED
-        || (rc = keep_password(&q)) != DECLINED) {
+    if ((rc = make_login(&q)) != DECLINED || (rc = open_db(&q)) != DECLINED ||
+        (rc = keep_password(&q)) != DECLINED) {
         return rc;
     }
     return dispatch(&q, sub_path(&q));

@@ -20,7 +20,6 @@
 #include "dme_xml.h"
 #include "dme_store.h"
 
-
 static int password_mode_seen; /* any DMEMailAccess password in config */
 static dme_imap_pool_t *imap_pool;
 
@@ -48,8 +47,7 @@ int dme_conf_page_size(const dme_dir_conf *c)
 
 apr_interval_time_t dme_conf_timeout(const dme_dir_conf *c)
 {
-    return c->timeout > 0 ? c->timeout
-                          : apr_time_from_sec(DEFAULT_TIMEOUT_SEC);
+    return c->timeout > 0 ? c->timeout : apr_time_from_sec(DEFAULT_TIMEOUT_SEC);
 }
 
 int dme_conf_retry_after(const dme_dir_conf *c)
@@ -130,8 +128,9 @@ static const char *parse_long(long *out, cmd_parms *cmd, const char *arg,
     errno = 0;
     v = strtol(arg, &end, 10);
     if (!*arg || *end || errno || v < min || v > max) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a number from %ld "
-                                       "to %ld",
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not a number from %ld "
+                            "to %ld",
                             cmd->cmd->name, arg, min, max);
     }
     *out = v;
@@ -143,13 +142,14 @@ static const char *set_mail_server(cmd_parms *cmd, void *dc, const char *arg)
     dme_dir_conf *c = dc;
     apr_uri_t uri;
 
-    if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || !uri.scheme
-        || (strcasecmp(uri.scheme, "imap") && strcasecmp(uri.scheme, "imaps"))
-        || !uri.hostname || !*uri.hostname
-        || (uri.path && *uri.path && strcmp(uri.path, "/"))) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not an imap:// or "
-                                       "imaps:// URL of a server "
-                                       "(host and optional port only)",
+    if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || !uri.scheme ||
+        (strcasecmp(uri.scheme, "imap") && strcasecmp(uri.scheme, "imaps")) ||
+        !uri.hostname || !*uri.hostname ||
+        (uri.path && *uri.path && strcmp(uri.path, "/"))) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not an imap:// or "
+                            "imaps:// URL of a server "
+                            "(host and optional port only)",
                             cmd->cmd->name, arg);
     }
     c->mail_url = arg;
@@ -162,14 +162,13 @@ static const char *set_access(cmd_parms *cmd, void *dc, const char *arg)
 
     if (!strcasecmp(arg, "technical")) {
         c->access = DME_ACCESS_TECHNICAL;
-    }
-    else if (!strcasecmp(arg, "password")) {
+    } else if (!strcasecmp(arg, "password")) {
         c->access = DME_ACCESS_PASSWORD;
         password_mode_seen = 1;
-    }
-    else {
-        return apr_psprintf(cmd->pool, "%s: must be 'technical' or "
-                                       "'password', not '%s'",
+    } else {
+        return apr_psprintf(cmd->pool,
+                            "%s: must be 'technical' or "
+                            "'password', not '%s'",
                             cmd->cmd->name, arg);
     }
     return NULL;
@@ -212,8 +211,9 @@ static const char *set_tech_password_file(cmd_parms *cmd, void *dc,
     buf[rv == APR_EOF ? 0 : n] = '\0';
     buf[strcspn(buf, "\r\n")] = '\0';
     if (!*buf) {
-        return apr_psprintf(cmd->pool, "%s: '%s' holds no password on its "
-                                       "first line",
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' holds no password on its "
+                            "first line",
                             cmd->cmd->name, arg);
     }
     c->tech_password = apr_pstrdup(cmd->pool, buf);
@@ -227,13 +227,12 @@ static const char *set_tech_login(cmd_parms *cmd, void *dc, const char *arg)
 
     if (!strcasecmp(arg, "separator")) {
         c->use_authzid = 0;
-    }
-    else if (!strcasecmp(arg, "authzid")) {
+    } else if (!strcasecmp(arg, "authzid")) {
         c->use_authzid = 1;
-    }
-    else {
-        return apr_psprintf(cmd->pool, "%s: must be 'separator' or "
-                                       "'authzid', not '%s'",
+    } else {
+        return apr_psprintf(cmd->pool,
+                            "%s: must be 'separator' or "
+                            "'authzid', not '%s'",
                             cmd->cmd->name, arg);
     }
     return NULL;
@@ -244,8 +243,9 @@ static const char *set_separator(cmd_parms *cmd, void *dc, const char *arg)
     dme_dir_conf *c = dc;
 
     if (strlen(arg) != 1 || !apr_isgraph(*arg) || *arg == '"') {
-        return apr_psprintf(cmd->pool, "%s: must be one visible character, "
-                                       "not '%s'",
+        return apr_psprintf(cmd->pool,
+                            "%s: must be one visible character, "
+                            "not '%s'",
                             cmd->cmd->name, arg);
     }
     c->separator = arg;
@@ -258,9 +258,9 @@ static const char *set_ca_file(cmd_parms *cmd, void *dc, const char *arg)
     apr_finfo_t fi;
 
     c->ca_file = ap_server_root_relative(cmd->pool, arg);
-    if (!c->ca_file
-        || apr_stat(&fi, c->ca_file, APR_FINFO_TYPE, cmd->temp_pool)
-        || fi.filetype != APR_REG) {
+    if (!c->ca_file ||
+        apr_stat(&fi, c->ca_file, APR_FINFO_TYPE, cmd->temp_pool) ||
+        fi.filetype != APR_REG) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a readable file",
                             cmd->cmd->name, arg);
     }
@@ -300,8 +300,8 @@ static const char *set_number(cmd_parms *cmd, void *dc, const char *arg)
 
 static const char *set_key_file(cmd_parms *cmd, void *dc, const char *arg)
 {
-    dme_srv_conf *sc = ap_get_module_config(cmd->server->module_config,
-                                            &dme_module);
+    dme_srv_conf *sc =
+        ap_get_module_config(cmd->server->module_config, &dme_module);
 
     sc->key_file = ap_server_root_relative(cmd->pool, arg);
     if (!sc->key_file) {
@@ -312,7 +312,7 @@ static const char *set_key_file(cmd_parms *cmd, void *dc, const char *arg)
 }
 
 #define DIRCONF (RSRC_CONF | ACCESS_CONF)
-#define NUM(name, i, help)                                                 \
+#define NUM(name, i, help)                                                     \
     AP_INIT_TAKE1(name, set_number, (void *)(intptr_t)(i), DIRCONF, help)
 
 static const command_rec dme_cmds[] = {
@@ -350,15 +350,18 @@ static int load_key(server_rec *s, apr_pool_t *p)
     }
     rv = dme_crypto_key_load(&sc->key, &created, sc->key_file, p);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, DMELOGNO(10001)
-                     "DMEPasswordKeyFile: cannot use '%s': it must be 32 "
-                     "bytes, mode 0600, or absent so it is made",
-                     sc->key_file);
+        ap_log_error(
+            APLOG_MARK, APLOG_EMERG, rv, s,
+            DMELOGNO(
+                10001) "DMEPasswordKeyFile: cannot use '%s': it must be 32 "
+                       "bytes, mode 0600, or absent so it is made",
+            sc->key_file);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (created) {
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, DMELOGNO(10002)
-                     "made a new password key file %s", sc->key_file);
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     DMELOGNO(10002) "made a new password key file %s",
+                     sc->key_file);
     }
     return OK;
 }
@@ -368,10 +371,11 @@ static int dme_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 {
     server_rec *v;
 
-    if (dme_curl_global_init() != APR_SUCCESS
-        || dme_xml_init() != APR_SUCCESS || dme_mime_init() != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, DMELOGNO(10003)
-                     "cannot initialise curl, libxml2 or GMime");
+    if (dme_curl_global_init() != APR_SUCCESS ||
+        dme_xml_init() != APR_SUCCESS || dme_mime_init() != APR_SUCCESS) {
+        ap_log_error(
+            APLOG_MARK, APLOG_EMERG, 0, s,
+            DMELOGNO(10003) "cannot initialise curl, libxml2 or GMime");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (!password_mode_seen) {
@@ -401,8 +405,9 @@ static void dme_child_init(apr_pool_t *p, server_rec *s)
         rv = dme_store_init(p);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, DMELOGNO(10004)
-                     "cannot set up the IMAP pool or the store");
+        ap_log_error(
+            APLOG_MARK, APLOG_CRIT, rv, s,
+            DMELOGNO(10004) "cannot set up the IMAP pool or the store");
     }
 }
 
@@ -414,15 +419,14 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_handler(dme_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
-AP_DECLARE_MODULE(dme) = {
-    STANDARD20_MODULE_STUFF,
-    create_dir_conf,
-    merge_dir_conf,
-    create_srv_conf,
-    merge_srv_conf,
-    dme_cmds,
-    register_hooks,
+AP_DECLARE_MODULE(dme) = {STANDARD20_MODULE_STUFF,
+                          create_dir_conf,
+                          merge_dir_conf,
+                          create_srv_conf,
+                          merge_srv_conf,
+                          dme_cmds,
+                          register_hooks,
 #if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
-    AP_MODULE_FLAG_ALWAYS_MERGE
+                          AP_MODULE_FLAG_ALWAYS_MERGE
 #endif
 };

@@ -20,7 +20,7 @@ typedef enum {
 /* Per-directory settings; unset is -1 or NULL, defaults come from the
  * getters in mod_dme.c. */
 typedef struct dme_dir_conf {
-    const char *base;       /* the <Location> path, for sub-resources */
+    const char *base; /* the <Location> path, for sub-resources */
     const char *mail_url;
     int access;
     const char *tech_user;
@@ -38,8 +38,8 @@ typedef struct dme_dir_conf {
 /* Per-server (process-wide for the main server) state. */
 typedef struct dme_srv_conf {
     const char *key_file;
-    dme_crypto_key_t *key;       /* loaded in post_config when needed */
-    dme_imap_pool_t *imap_pool;  /* per child process */
+    dme_crypto_key_t *key;      /* loaded in post_config when needed */
+    dme_imap_pool_t *imap_pool; /* per child process */
 } dme_srv_conf;
 
 int dme_conf_window_days(const dme_dir_conf *c);

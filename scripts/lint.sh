@@ -34,7 +34,7 @@ perl -0777 -ne '
         my $before = substr($_, 0, $-[0]);
         next if $before =~ /lint: forwards[^\n]*\n[^\n]*\z/;
         next if $fn eq "dme_log" && $args =~ /^\s*const dme_logger_t/;
-        if ($args =~ /DMELOGNO\((\d{5})\)/) {
+        if ($args =~ /DMELOGNO\(\s*(\d{5})\s*\)/) {
             print "DUP $ARGV:$line $1\n" if $seen{$1}++;
         } else {
             print "NONUM $ARGV:$line\n";

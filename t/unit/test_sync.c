@@ -19,8 +19,8 @@ static void test_checksum(apr_pool_t *p)
     dme_note_t a, b;
 
     /* md5("\\Seen\nINBOX\n1234\n1700000000\n<a@b>\n") */
-    dme_note_checksum(&a, "\\Seen", "INBOX", 1234, apr_time_from_sec(1700000000),
-                      "<a@b>");
+    dme_note_checksum(&a, "\\Seen", "INBOX", 1234,
+                      apr_time_from_sec(1700000000), "<a@b>");
     CHECK_STR(a.sum, "a5a31c30e4b0d4778e036908e3abab12");
     dme_note_checksum(&b, "", "INBOX", 1234, apr_time_from_sec(1700000000),
                       "<a@b>");
@@ -64,9 +64,9 @@ static void test_serialize(apr_pool_t *p)
     CHECK_INT(dme_notes_parse(&back, "v2 1\n", p), APR_EINVAL);
     CHECK_INT(dme_notes_parse(&back, "v1 1\n5 abc\n", p), APR_EINVAL);
     CHECK_INT(dme_notes_parse(&back, "v1 99999999999\n", p), APR_EINVAL);
-    CHECK_INT(dme_notes_parse(&back,
-                              "v1 1\n5 0123456789abcdef0123456789ABCDEF\n", p),
-              APR_EINVAL);
+    CHECK_INT(
+        dme_notes_parse(&back, "v1 1\n5 0123456789abcdef0123456789ABCDEF\n", p),
+        APR_EINVAL);
     CHECK_INT(dme_notes_parse(&back, "v1 1\n", p), APR_SUCCESS);
     CHECK_INT(back->notes->nelts, 0);
 }
