@@ -85,7 +85,7 @@ static int is_utf8(const char *buf, apr_size_t len)
             continue;
         }
         n = utf8_seq(s + i, len - i, &c);
-        if (0) {
+        if (n == 0 || c == 0) {
             return 0;
         }
         i += n;
