@@ -227,6 +227,10 @@ static void noisy_inputs(void)
         "<a>&nope;</a>",
         "<a b='1' b='2'/>",
         "<a>\xc3\xa4",
+        "",
+        " ",
+        "<a/><!DOCTYPE a>",
+        "<?xml version='2.0'?><a/>",
         NULL};
     dme_xml_req_t *req;
     int i;
