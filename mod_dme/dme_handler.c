@@ -35,7 +35,6 @@ typedef struct req_t {
 } req_t;
 
 static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) * dbd_acquire;
-static apr_uint32_t mail_down;    /* this process saw the outage */
 static apr_uint32_t schema_ready; /* this process checked the schema */
 
 static void log_request(void *baton, int level, apr_status_t rv,
@@ -95,7 +94,7 @@ static int mail_fail(req_t *q, apr_status_t rv, const char *why)
             DMELOGNO(10011) "mail system refused the technical user for %s; "
                             "check DMETechnicalUser and its password",
             who);
-    } else if (apr_atomic_cas32(&mail_down, 1, 0) == 0) {
+    } else if (apr_atomic_cas32(dme_glue_mail_down(), 1, 0) == 0) {
         ap_log_rerror(
             APLOG_MARK, APLOG_ERR, rv, r,
             DMELOGNO(10012) "mail system %s unreachable (%s); answering 503 "
@@ -110,7 +109,7 @@ static int mail_fail(req_t *q, apr_status_t rv, const char *why)
 
 static void mail_ok(req_t *q)
 {
-    if (apr_atomic_cas32(&mail_down, 0, 1) == 1) {
+    if (apr_atomic_cas32(dme_glue_mail_down(), 0, 1) == 1) {
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, q->r,
                       DMELOGNO(10013) "mail system %s reachable again",
                       q->login.url);

@@ -13,6 +13,7 @@
 #include <apr_uri.h>
 #include <apr_file_io.h>
 #include <apr_file_info.h>
+#include <apr_shm.h>
 
 #include "mod_dme.h"
 #include "dme_curl.h"
@@ -22,6 +23,8 @@
 
 static int password_mode_seen; /* any DMEMailAccess password in config */
 static dme_imap_pool_t *imap_pool;
+static apr_uint32_t *mail_down;      /* shared by all children */
+static apr_uint32_t mail_down_local; /* if shared memory failed */
 
 #define DEFAULT_WINDOW_DAYS 14
 #define DEFAULT_PAGE_SIZE   100
@@ -33,6 +36,32 @@ static dme_imap_pool_t *imap_pool;
 dme_imap_pool_t *dme_glue_imap_pool(void)
 {
     return imap_pool;
+}
+
+apr_uint32_t *dme_glue_mail_down(void)
+{
+    return mail_down ? mail_down : &mail_down_local;
+}
+
+/* One word of anonymous shared memory, inherited by every child, so an
+ * outage of the mail system is logged once by the server, not once per
+ * process. */
+static void make_shared_flag(apr_pool_t *pconf, server_rec *s)
+{
+    apr_shm_t *shm;
+    apr_status_t rv;
+
+    mail_down = NULL;
+    rv = apr_shm_create(&shm, sizeof(apr_uint32_t), NULL, pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(
+            APLOG_MARK, APLOG_WARNING, rv, s,
+            DMELOGNO(10005) "no shared memory: mail system outages are logged "
+                            "once per process");
+        return;
+    }
+    mail_down = apr_shm_baseaddr_get(shm);
+    *mail_down = 0;
 }
 
 int dme_conf_window_days(const dme_dir_conf *c)
@@ -378,6 +407,7 @@ static int dme_post_config(apr_pool_t *pconf, apr_pool_t *plog,
             DMELOGNO(10003) "cannot initialise curl, libxml2 or GMime");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    make_shared_flag(pconf, s);
     if (!password_mode_seen) {
         return OK;
     }

@@ -55,4 +55,7 @@ int dme_handler(request_rec *r);
 /* The process's IMAP pool, shared by every virtual host. */
 dme_imap_pool_t *dme_glue_imap_pool(void);
 
+/* Non-zero while the mail system is known to be down (all processes). */
+apr_uint32_t *dme_glue_mail_down(void);
+
 #endif

@@ -2,6 +2,7 @@
 # repeated keys, ownership, downloads.
 use strict;
 use warnings;
+use utf8;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Apache::Test qw(-withtestmore);

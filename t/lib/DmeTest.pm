@@ -118,6 +118,12 @@ sub internal_date {
 # Append a mail; returns its UID.
 sub append_mail {
     my ($imap, $folder, $subject, %o) = @_;
+    if ($subject =~ /[^\x00-\x7f]/) {
+        # a character string: send it as an RFC 2047 encoded word
+        require Encode;
+        $subject = '=?UTF-8?B?'
+                 . encode_base64(Encode::encode('UTF-8', $subject), '') . '?=';
+    }
     my $msg = "From: Test Sender <sender\@example.org>\r\n"
             . "To: Alice <alice\@example.org>\r\n"
             . "Subject: $subject\r\n"
