@@ -73,15 +73,76 @@ static apr_status_t summarize_adds(dme_sync_result_t *res, dme_imap_t *s,
         }
         a = apr_array_push(res->adds);
         a->note = n;
+        if (!n->flags || !n->size) {
+            /* a pre-cache note: take flags and size from this fetch */
+            dme_note_t *full = apr_pmemdup(p, n, sizeof(*n));
+
+            full->flags = dme_note_flags_join(f->flags, p);
+            full->size = f->has_size ? f->size : n->size;
+            full->date = f->has_date ? f->internaldate : n->date;
+            a->note = full;
+        }
         a->summary = sum;
     }
     return APR_SUCCESS;
 }
 
+/* Notes from a pre-cache carry no flags: fetch them for the changes. */
+static apr_status_t flag_changes(dme_delta_t *d, dme_imap_t *s, apr_pool_t *p)
+{
+    apr_uint32_t *uids = apr_pcalloc(p, sizeof(*uids) * (d->changes->nelts + 1));
+    apr_hash_t *flags;
+    apr_status_t rv;
+    int i, n = 0;
+
+    for (i = 0; i < d->changes->nelts; i++) {
+        dme_note_t *c = &APR_ARRAY_IDX(d->changes, i, dme_note_t);
+
+        if (!c->flags) {
+            uids[n++] = c->uid;
+        }
+    }
+    if (n == 0) {
+        return APR_SUCCESS;
+    }
+    rv = dme_imap_fetch_flags(&flags, s, uids, n, p);
+    for (i = 0; rv == APR_SUCCESS && i < d->changes->nelts; i++) {
+        dme_note_t *c = &APR_ARRAY_IDX(d->changes, i, dme_note_t);
+        const char *f = apr_hash_get(flags, &c->uid, sizeof(c->uid));
+
+        if (!c->flags) {
+            c->flags = f ? f : "";
+        }
+    }
+    return rv;
+}
+
+apr_status_t dme_sync_run_with(dme_sync_result_t **res, dme_imap_t *s,
+                               const dme_sync_req_t *rq, dme_notes_t *cur,
+                               const char *source, apr_pool_t *p)
+{
+    dme_sync_result_t *out = apr_pcalloc(p, sizeof(*out));
+    apr_status_t rv;
+
+    *res = NULL;
+    out->uidvalidity = cur->uidvalidity;
+    out->source = source;
+    rv = dme_sync_delta(&out->delta, rq->held, cur, rq->page_size, p);
+    if (rv == APR_SUCCESS) {
+        rv = flag_changes(out->delta, s, p);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = summarize_adds(out, s, rq, p);
+    }
+    if (rv == APR_SUCCESS) {
+        *res = out;
+    }
+    return rv;
+}
+
 apr_status_t dme_sync_run(dme_sync_result_t **res, dme_imap_t *s,
                           const dme_sync_req_t *rq, apr_pool_t *p)
 {
-    dme_sync_result_t *out = apr_pcalloc(p, sizeof(*out));
     dme_notes_t *cur;
     apr_status_t rv;
 
@@ -90,14 +151,16 @@ apr_status_t dme_sync_run(dme_sync_result_t **res, dme_imap_t *s,
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    out->uidvalidity = cur->uidvalidity;
-    out->source = "mail-system";
-    rv = dme_sync_delta(&out->delta, rq->held, cur, rq->page_size, p);
-    if (rv == APR_SUCCESS) {
-        rv = summarize_adds(out, s, rq, p);
-    }
-    if (rv == APR_SUCCESS) {
-        *res = out;
-    }
-    return rv;
+    return dme_sync_run_with(res, s, rq, cur, "mail-system", p);
+}
+
+dme_sync_result_t *dme_sync_unchanged(const dme_notes_t *held, apr_pool_t *p)
+{
+    dme_sync_result_t *out = apr_pcalloc(p, sizeof(*out));
+
+    out->uidvalidity = held->uidvalidity;
+    out->source = "status";
+    dme_sync_delta(&out->delta, held, held, 0, p);
+    out->adds = apr_array_make(p, 1, sizeof(dme_sync_add_t));
+    return out;
 }

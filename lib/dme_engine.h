@@ -26,7 +26,7 @@ typedef struct dme_sync_result_t {
     dme_delta_t *delta;
     apr_array_header_t *adds; /* dme_sync_add_t, in delta->adds order */
     apr_uint32_t uidvalidity; /* of the folder now */
-    const char *source;       /* "mail-system" */
+    const char *source;       /* "mail-system", "pre-cache" or "status" */
 } dme_sync_result_t;
 
 /* Run one sync. Mails that vanish between listing and reading are
@@ -34,5 +34,16 @@ typedef struct dme_sync_result_t {
  * them correctly. Errors are those of dme_imap_*. */
 apr_status_t dme_sync_run(dme_sync_result_t **res, dme_imap_t *s,
                           const dme_sync_req_t *rq, apr_pool_t *p);
+
+/* The same from notes already at hand (a pre-cache) instead of a listing:
+ * the folder must be the one examined last on s. Changes whose notes carry
+ * no flags get them in one UID FETCH. */
+apr_status_t dme_sync_run_with(dme_sync_result_t **res, dme_imap_t *s,
+                               const dme_sync_req_t *rq, dme_notes_t *cur,
+                               const char *source, apr_pool_t *p);
+
+/* An empty answer: nothing changed (told by one STATUS call). */
+dme_sync_result_t *dme_sync_unchanged(const dme_notes_t *held,
+                                      apr_pool_t *p);
 
 #endif

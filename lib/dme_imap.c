@@ -21,6 +21,7 @@ struct dme_imap_t {
     char *buf; /* unread bytes, malloc'd */
     apr_size_t len, cap;
     unsigned int tag;
+    int condstore; /* -1 unknown, 0 no, 1 offered */
     int broken;
     int reused;
     apr_interval_time_t timeout;
@@ -162,6 +163,7 @@ apr_status_t dme_imap_acquire(dme_imap_t **out, const char **errmsg,
         return rv;
     }
     s->timeout = login->timeout;
+    s->condstore = -1;
     *out = s;
     return APR_SUCCESS;
 }
@@ -539,4 +541,164 @@ apr_status_t dme_imap_fetch_message(const char **data, apr_size_t *len,
         }
     }
     return APR_NOTFOUND;
+}
+
+unsigned int dme_imap_commands(const dme_imap_t *s)
+{
+    return s->tag;
+}
+
+static apr_status_t notes_from_fetches(dme_notes_t *ns,
+                                       const apr_array_header_t *fetches,
+                                       const char *folder,
+                                       apr_uint32_t after_uid, apr_pool_t *p)
+{
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    for (i = 0; i < fetches->nelts && rv == APR_SUCCESS; i++) {
+        const dme_imap_fetch_t *f = APR_ARRAY_IDX(fetches, i,
+                                                  dme_imap_fetch_t *);
+
+        /* "n:*" always names the last mail, even one below n */
+        if (f->uid > after_uid) {
+            rv = note_from_fetch(ns, f, folder, p);
+        }
+    }
+    dme_notes_sort(ns);
+    return rv;
+}
+
+apr_status_t dme_imap_list_newer(dme_notes_t *ns, dme_imap_t *s,
+                                 const char *folder, apr_uint32_t after_uid,
+                                 apr_pool_t *p)
+{
+    apr_array_header_t *resps, *fetches;
+    apr_status_t rv;
+    int i;
+
+    rv = dme_imap_cmd(&resps, s,
+                      apr_psprintf(p, "UID FETCH %u:* (UID FLAGS RFC822.SIZE "
+                                      "INTERNALDATE BODY.PEEK[HEADER.FIELDS "
+                                      "(MESSAGE-ID)])",
+                                   after_uid + 1),
+                      p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    fetches = apr_array_make(p, 8, sizeof(dme_imap_fetch_t *));
+    for (i = 0; i < resps->nelts; i++) {
+        const dme_imap_resp_t *r = APR_ARRAY_IDX(resps, i, dme_imap_resp_t *);
+        dme_imap_fetch_t *f;
+
+        if (!r->name || strcmp(r->name, "FETCH") != 0) {
+            continue;
+        }
+        rv = dme_imap_fetch_get(&f, r, p);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        if (f->uid) {
+            APR_ARRAY_PUSH(fetches, dme_imap_fetch_t *) = f;
+        }
+    }
+    return notes_from_fetches(ns, fetches, folder, after_uid, p);
+}
+
+apr_status_t dme_imap_fetch_flags(apr_hash_t **flags, dme_imap_t *s,
+                                  const apr_uint32_t *uids, int n,
+                                  apr_pool_t *p)
+{
+    apr_array_header_t *out = apr_array_make(p, n + 1,
+                                             sizeof(dme_imap_fetch_t *));
+    apr_uint32_t *sorted = apr_pmemdup(p, uids, sizeof(*uids) * (n + 1));
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    *flags = apr_hash_make(p);
+    qsort(sorted, n, sizeof(*sorted), cmp_u32);
+    if (n > 0) {
+        rv = fetch_chunks(out, s, sorted, n, "(UID FLAGS)", p);
+    }
+    for (i = 0; rv == APR_SUCCESS && i < out->nelts; i++) {
+        dme_imap_fetch_t *f = APR_ARRAY_IDX(out, i, dme_imap_fetch_t *);
+        apr_uint32_t *key = apr_pmemdup(p, &f->uid, sizeof(f->uid));
+
+        apr_hash_set(*flags, key, sizeof(*key),
+                     dme_note_flags_join(f->flags, p));
+    }
+    return rv;
+}
+
+/* Whether the server offers CONDSTORE; asked once per connection. */
+static apr_status_t has_condstore(int *yes, dme_imap_t *s, apr_pool_t *p)
+{
+    apr_array_header_t *resps;
+    apr_status_t rv;
+    int i, j;
+
+    if (s->condstore >= 0) {
+        *yes = s->condstore;
+        return APR_SUCCESS;
+    }
+    rv = dme_imap_cmd(&resps, s, "CAPABILITY", p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    s->condstore = 0;
+    for (i = 0; i < resps->nelts; i++) {
+        const dme_imap_resp_t *r = APR_ARRAY_IDX(resps, i, dme_imap_resp_t *);
+
+        for (j = 0; r->name && !strcmp(r->name, "CAPABILITY")
+                    && j < r->items->nelts;
+             j++) {
+            const dme_imap_val_t *v = APR_ARRAY_IDX(r->items, j,
+                                                    dme_imap_val_t *);
+
+            if (v->kind == DME_IMAP_ATOM && !strcasecmp(v->str, "CONDSTORE")) {
+                s->condstore = 1;
+            }
+        }
+    }
+    *yes = s->condstore;
+    return APR_SUCCESS;
+}
+
+apr_status_t dme_imap_status(dme_imap_status_t *st, dme_imap_t *s,
+                             const char *folder, apr_pool_t *p)
+{
+    const char *q = dme_imap_quote(folder, p);
+    apr_array_header_t *resps;
+    apr_status_t rv;
+    int cs = 0, i;
+
+    memset(st, 0, sizeof(*st));
+    if (!q || !*folder || strlen(folder) > MAX_FOLDER) {
+        return APR_EINVAL;
+    }
+    rv = has_condstore(&cs, s, p);
+    if (rv == APR_SUCCESS) {
+        rv = dme_imap_cmd(&resps, s,
+                          apr_pstrcat(p, "STATUS ", q,
+                                      cs ? " (UIDVALIDITY UIDNEXT MESSAGES "
+                                           "HIGHESTMODSEQ)"
+                                         : " (UIDVALIDITY UIDNEXT MESSAGES)",
+                                      NULL),
+                          p);
+    }
+    if (rv == APR_EGENERAL) {
+        return DME_ENOMBOX;
+    }
+    for (i = 0; rv == APR_SUCCESS && i < resps->nelts; i++) {
+        const dme_imap_resp_t *r = APR_ARRAY_IDX(resps, i, dme_imap_resp_t *);
+
+        if (r->name && !strcmp(r->name, "STATUS")) {
+            rv = dme_imap_status_get(&st->messages, &st->uidnext,
+                                     &st->uidvalidity, &st->highestmodseq, r);
+        }
+    }
+    if (rv == APR_SUCCESS && !st->uidvalidity) {
+        rv = DME_EPROTO;
+    }
+    return rv;
 }

@@ -9,6 +9,7 @@
 #include "dme.h"
 #include "dme_note.h"
 #include "dme_imap_parse.h"
+#include <apr_hash.h>
 
 typedef struct dme_imap_t dme_imap_t;
 typedef struct dme_imap_pool_t dme_imap_pool_t;
@@ -67,6 +68,31 @@ apr_status_t dme_imap_list_notes(dme_notes_t **ns, dme_imap_t *s,
 apr_status_t dme_imap_fetch_heads(apr_array_header_t **fetches, dme_imap_t *s,
                                   const apr_uint32_t *uids, int n,
                                   apr_size_t bytes, apr_pool_t *p);
+
+/* Notes of the mails with a UID above after_uid (the folder must be the
+ * one examined last). One UID FETCH whatever the folder's size. */
+apr_status_t dme_imap_list_newer(dme_notes_t *ns, dme_imap_t *s,
+                                 const char *folder, apr_uint32_t after_uid,
+                                 apr_pool_t *p);
+
+/* Current flags of the listed mails (examined folder), joined as in
+ * dme_note_flags_join, in a hash from apr_uint32_t uid to const char *. */
+apr_status_t dme_imap_fetch_flags(apr_hash_t **flags, dme_imap_t *s,
+                                  const apr_uint32_t *uids, int n,
+                                  apr_pool_t *p);
+
+typedef struct dme_imap_status_t {
+    apr_uint32_t uidvalidity, uidnext, messages;
+    apr_uint64_t highestmodseq; /* 0 when the server has no CONDSTORE */
+} dme_imap_status_t;
+
+/* One STATUS call; asks HIGHESTMODSEQ only where CONDSTORE is offered.
+ * DME_ENOMBOX if the folder does not exist. */
+apr_status_t dme_imap_status(dme_imap_status_t *st, dme_imap_t *s,
+                             const char *folder, apr_pool_t *p);
+
+/* Commands sent on this connection so far (for measurements). */
+unsigned int dme_imap_commands(const dme_imap_t *s);
 
 /* One whole mail byte-exact. APR_NOTFOUND if there is no such uid. */
 apr_status_t dme_imap_fetch_message(const char **data, apr_size_t *len,
