@@ -1,5 +1,6 @@
 /* One folder sync straight from the mail system. */
 #include <string.h>
+#include <apr_strings.h>
 
 #include "dme_engine.h"
 
