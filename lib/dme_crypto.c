@@ -71,6 +71,21 @@ apr_status_t dme_crypto_md5_hex(char out[33], const void *data, apr_size_t len)
     return APR_SUCCESS;
 }
 
+apr_status_t dme_crypto_sha256_hex(char out[65], const void *data,
+                                   apr_size_t len)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+
+    if (!EVP_Digest(data ? data : "", len, md, &mdlen, EVP_sha256(), NULL) ||
+        mdlen != 32) {
+        ERR_clear_error();
+        return APR_EGENERAL;
+    }
+    to_hex(out, md, 32);
+    return APR_SUCCESS;
+}
+
 apr_status_t dme_crypto_random(void *buf, apr_size_t len)
 {
     unsigned char *b = buf;

@@ -22,6 +22,12 @@
  * @return APR_EGENERAL if OpenSSL refuses MD5 (e.g. a FIPS-only setup). */
 apr_status_t dme_crypto_md5_hex(char out[33], const void *data, apr_size_t len);
 
+/* Writes the SHA-256 digest of len bytes at data to out as 64 lowercase
+ * hex digits and a NUL. data may be NULL when len is 0.
+ * @return APR_EGENERAL if OpenSSL fails. */
+apr_status_t dme_crypto_sha256_hex(char out[65], const void *data,
+                                   apr_size_t len);
+
 /* Fills buf with len bytes from OpenSSL's CSPRNG.
  * @return APR_EGENERAL if the generator cannot deliver (not seeded). */
 apr_status_t dme_crypto_random(void *buf, apr_size_t len);

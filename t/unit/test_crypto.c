@@ -37,6 +37,43 @@ static void test_md5(void)
     CHECK(strcmp(hex, "0cc175b9c0f1b6a831c399e269772661") != 0);
 }
 
+static void test_sha256(apr_pool_t *p)
+{
+    /* FIPS 180-2, appendix B.1 and B.2, and the empty message */
+    static const char *const vec[][2] = {
+        {"",
+         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"abc",
+         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+    };
+    char hex[65];
+    char *million = apr_palloc(p, 1000000);
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
+        CHECK_INT(dme_crypto_sha256_hex(hex, vec[i][0], strlen(vec[i][0])),
+                  APR_SUCCESS);
+        CHECK_STR(hex, vec[i][1]);
+    }
+    /* FIPS 180-2, appendix B.3: one million 'a' */
+    memset(million, 'a', 1000000);
+    CHECK_INT(dme_crypto_sha256_hex(hex, million, 1000000), APR_SUCCESS);
+    CHECK_STR(
+        hex,
+        "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    CHECK_INT(dme_crypto_sha256_hex(hex, NULL, 0), APR_SUCCESS);
+    CHECK_STR(
+        hex,
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    /* The length decides, not strlen: "a\0b" is not "a". */
+    CHECK_INT(dme_crypto_sha256_hex(hex, "a\0b", 3), APR_SUCCESS);
+    CHECK(strcmp(hex, "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785"
+                      "afee48bb") != 0);
+    CHECK_INT(strlen(hex), 64);
+}
+
 static void test_random(apr_pool_t *p)
 {
     unsigned char a[32], b[32];
@@ -297,6 +334,7 @@ int main(void)
     CHECK(dir != NULL);
     if (dir) {
         test_md5();
+        test_sha256(p);
         test_random(p);
         test_key_create(dir, p);
         test_key_refused(dir, p);
