@@ -196,3 +196,59 @@ void dme_curl_close(dme_curl_conn_t *c)
         free(c);
     }
 }
+
+/* Count and drop what the server answers, refusing more than 64 KiB. */
+static size_t drop_body(char *ptr, size_t size, size_t n, void *data)
+{
+    apr_size_t *seen = data;
+
+    *seen += size * n;
+    return *seen > 65536 ? 0 : size * n;
+}
+
+apr_status_t dme_curl_post(long *status, const char *url,
+                           const char *content_type, const char *body,
+                           apr_size_t len, apr_interval_time_t timeout)
+{
+    long ms = (long)apr_time_as_msec(timeout);
+    struct curl_slist *hdrs = NULL;
+    char ct[256];
+    apr_size_t seen = 0;
+    CURLcode rc = CURLE_OK;
+    CURL *e;
+
+    *status = 0;
+    e = curl_easy_init();
+    if (!e) {
+        return APR_ENOMEM;
+    }
+    apr_snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
+    hdrs = curl_slist_append(hdrs, ct);
+#define SET(opt, val)                                                          \
+    if (rc == CURLE_OK)                                                        \
+    rc = curl_easy_setopt(e, opt, val)
+    SET(CURLOPT_URL, url);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, ms > 0 ? ms : 1L);
+    SET(CURLOPT_TIMEOUT_MS, ms > 0 ? ms : 1L);
+    SET(CURLOPT_HTTPHEADER, hdrs);
+    SET(CURLOPT_POSTFIELDS, body);
+    SET(CURLOPT_POSTFIELDSIZE, (long)len);
+    SET(CURLOPT_WRITEFUNCTION, drop_body);
+    SET(CURLOPT_WRITEDATA, &seen);
+#undef SET
+    if (rc == CURLE_OK) {
+        rc = curl_easy_perform(e);
+    }
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
+    }
+    curl_easy_cleanup(e);
+    curl_slist_free_all(hdrs);
+    if (rc == CURLE_OK) {
+        return APR_SUCCESS;
+    }
+    return map_code(rc) == APR_EINVAL ? APR_EINVAL : DME_EDOWN;
+}

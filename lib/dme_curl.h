@@ -46,4 +46,11 @@ int dme_curl_is_idle_ok(dme_curl_conn_t *c);
 
 void dme_curl_close(dme_curl_conn_t *c);
 
+/* POST a small document to an http(s) URL (a client's push endpoint):
+ * no redirects, protocols http and https only, the answer body read and
+ * dropped (at most 64 KiB). *status gets the HTTP status. DME_EDOWN when
+ * nothing answered within timeout. */
+apr_status_t dme_curl_post(long *status, const char *url,
+                           const char *content_type, const char *body,
+                           apr_size_t len, apr_interval_time_t timeout);
 #endif

@@ -91,7 +91,8 @@ static apr_status_t summarize_adds(dme_sync_result_t *res, dme_imap_t *s,
 /* Notes from a pre-cache carry no flags: fetch them for the changes. */
 static apr_status_t flag_changes(dme_delta_t *d, dme_imap_t *s, apr_pool_t *p)
 {
-    apr_uint32_t *uids = apr_pcalloc(p, sizeof(*uids) * (d->changes->nelts + 1));
+    apr_uint32_t *uids =
+        apr_pcalloc(p, sizeof(*uids) * (d->changes->nelts + 1));
     apr_hash_t *flags;
     apr_status_t rv;
     int i, n = 0;

@@ -43,7 +43,6 @@ apr_status_t dme_sync_run_with(dme_sync_result_t **res, dme_imap_t *s,
                                const char *source, apr_pool_t *p);
 
 /* An empty answer: nothing changed (told by one STATUS call). */
-dme_sync_result_t *dme_sync_unchanged(const dme_notes_t *held,
-                                      apr_pool_t *p);
+dme_sync_result_t *dme_sync_unchanged(const dme_notes_t *held, apr_pool_t *p);
 
 #endif

@@ -296,11 +296,110 @@ apr_status_t dme_imap_cmd(apr_array_header_t **resps, dme_imap_t *s,
     return tagged_status(*resps);
 }
 
+/* Decode one UTF-8 character; 0 on invalid input (overlong, surrogate,
+ * out of range, truncated). */
+static apr_size_t utf8_char(apr_uint32_t *cp, const unsigned char *s)
+{
+    apr_size_t n, i;
+    apr_uint32_t c = s[0], min;
+
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    n = (c & 0xe0) == 0xc0   ? 2
+        : (c & 0xf0) == 0xe0 ? 3
+        : (c & 0xf8) == 0xf0 ? 4
+                             : 0;
+    if (!n) {
+        return 0;
+    }
+    min = n == 2 ? 0x80 : n == 3 ? 0x800 : 0x10000;
+    c &= 0x7f >> n;
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        c = (c << 6) | (s[i] & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
+        return 0;
+    }
+    *cp = c;
+    return n;
+}
+
+/* Modified base64 of UTF-16BE units, as RFC 3501 5.1.3 wants for
+ * mailbox names: "&" + base64 with "," for "/" and no padding + "-". */
+static void put_utf16(char **o, const apr_uint16_t *u, int n)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv"
+                              "wxyz0123456789+,";
+    apr_uint32_t bits = 0;
+    int nbits = 0, i;
+
+    *(*o)++ = '&';
+    for (i = 0; i < n; i++) {
+        bits = (bits << 16) | u[i];
+        nbits += 16;
+        while (nbits >= 6) {
+            nbits -= 6;
+            *(*o)++ = b64[(bits >> nbits) & 0x3f];
+        }
+    }
+    if (nbits > 0) {
+        *(*o)++ = b64[(bits << (6 - nbits)) & 0x3f];
+    }
+    *(*o)++ = '-';
+}
+
+const char *dme_imap_mailbox_name(const char *utf8, apr_pool_t *p)
+{
+    const unsigned char *s = (const unsigned char *)utf8;
+    apr_size_t len = strlen(utf8);
+    char *out = apr_palloc(p, len * 6 + 4), *o = out;
+    apr_uint16_t *u = apr_palloc(p, sizeof(*u) * (len * 2 + 2));
+
+    while (*s) {
+        apr_uint32_t cp;
+        int n = 0;
+
+        if (*s >= 0x20 && *s < 0x7f) {
+            if (*s == '&') {
+                *o++ = '&';
+                *o++ = '-';
+            } else {
+                *o++ = (char)*s;
+            }
+            s++;
+            continue;
+        }
+        while (*s && (*s < 0x20 || *s >= 0x7f)) {
+            apr_size_t k = utf8_char(&cp, s);
+
+            if (!k || cp < 0x20 || cp == 0x7f) {
+                return NULL; /* invalid UTF-8 or a control character */
+            }
+            if (cp >= 0x10000) {
+                cp -= 0x10000;
+                u[n++] = (apr_uint16_t)(0xd800 | (cp >> 10));
+                u[n++] = (apr_uint16_t)(0xdc00 | (cp & 0x3ff));
+            } else {
+                u[n++] = (apr_uint16_t)cp;
+            }
+            s += k;
+        }
+        put_utf16(&o, u, n);
+    }
+    *o = '\0';
+    return dme_imap_quote(out, p);
+}
+
 apr_status_t dme_imap_examine(apr_uint32_t *uidvalidity, apr_uint32_t *exists,
                               dme_imap_t *s, const char *folder, apr_pool_t *p)
 {
     const char *q =
-        strlen(folder) > MAX_FOLDER ? NULL : dme_imap_quote(folder, p);
+        strlen(folder) > MAX_FOLDER ? NULL : dme_imap_mailbox_name(folder, p);
     apr_array_header_t *resps;
     apr_status_t rv;
     int i;
@@ -557,8 +656,8 @@ static apr_status_t notes_from_fetches(dme_notes_t *ns,
     int i;
 
     for (i = 0; i < fetches->nelts && rv == APR_SUCCESS; i++) {
-        const dme_imap_fetch_t *f = APR_ARRAY_IDX(fetches, i,
-                                                  dme_imap_fetch_t *);
+        const dme_imap_fetch_t *f =
+            APR_ARRAY_IDX(fetches, i, dme_imap_fetch_t *);
 
         /* "n:*" always names the last mail, even one below n */
         if (f->uid > after_uid) {
@@ -578,9 +677,10 @@ apr_status_t dme_imap_list_newer(dme_notes_t *ns, dme_imap_t *s,
     int i;
 
     rv = dme_imap_cmd(&resps, s,
-                      apr_psprintf(p, "UID FETCH %u:* (UID FLAGS RFC822.SIZE "
-                                      "INTERNALDATE BODY.PEEK[HEADER.FIELDS "
-                                      "(MESSAGE-ID)])",
+                      apr_psprintf(p,
+                                   "UID FETCH %u:* (UID FLAGS RFC822.SIZE "
+                                   "INTERNALDATE BODY.PEEK[HEADER.FIELDS "
+                                   "(MESSAGE-ID)])",
                                    after_uid + 1),
                       p);
     if (rv != APR_SUCCESS) {
@@ -609,8 +709,8 @@ apr_status_t dme_imap_fetch_flags(apr_hash_t **flags, dme_imap_t *s,
                                   const apr_uint32_t *uids, int n,
                                   apr_pool_t *p)
 {
-    apr_array_header_t *out = apr_array_make(p, n + 1,
-                                             sizeof(dme_imap_fetch_t *));
+    apr_array_header_t *out =
+        apr_array_make(p, n + 1, sizeof(dme_imap_fetch_t *));
     apr_uint32_t *sorted = apr_pmemdup(p, uids, sizeof(*uids) * (n + 1));
     apr_status_t rv = APR_SUCCESS;
     int i;
@@ -649,11 +749,11 @@ static apr_status_t has_condstore(int *yes, dme_imap_t *s, apr_pool_t *p)
     for (i = 0; i < resps->nelts; i++) {
         const dme_imap_resp_t *r = APR_ARRAY_IDX(resps, i, dme_imap_resp_t *);
 
-        for (j = 0; r->name && !strcmp(r->name, "CAPABILITY")
-                    && j < r->items->nelts;
+        for (j = 0;
+             r->name && !strcmp(r->name, "CAPABILITY") && j < r->items->nelts;
              j++) {
-            const dme_imap_val_t *v = APR_ARRAY_IDX(r->items, j,
-                                                    dme_imap_val_t *);
+            const dme_imap_val_t *v =
+                APR_ARRAY_IDX(r->items, j, dme_imap_val_t *);
 
             if (v->kind == DME_IMAP_ATOM && !strcasecmp(v->str, "CONDSTORE")) {
                 s->condstore = 1;
@@ -667,7 +767,7 @@ static apr_status_t has_condstore(int *yes, dme_imap_t *s, apr_pool_t *p)
 apr_status_t dme_imap_status(dme_imap_status_t *st, dme_imap_t *s,
                              const char *folder, apr_pool_t *p)
 {
-    const char *q = dme_imap_quote(folder, p);
+    const char *q = dme_imap_mailbox_name(folder, p);
     apr_array_header_t *resps;
     apr_status_t rv;
     int cs = 0, i;

@@ -51,6 +51,11 @@ int dme_imap_is_reused(const dme_imap_t *s);
 apr_status_t dme_imap_cmd(apr_array_header_t **resps, dme_imap_t *s,
                           const char *cmd, apr_pool_t *p);
 
+/* A folder name in UTF-8 as an IMAP mailbox argument: modified UTF-7
+ * (RFC 3501 5.1.3), quoted. NULL for invalid UTF-8 or control
+ * characters. */
+const char *dme_imap_mailbox_name(const char *utf8, apr_pool_t *p);
+
 /* EXAMINE folder read-only. DME_ENOMBOX if it does not exist,
  * APR_EINVAL if the name cannot be sent (CR, LF, NUL, too long). */
 apr_status_t dme_imap_examine(apr_uint32_t *uidvalidity, apr_uint32_t *exists,

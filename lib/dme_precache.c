@@ -48,8 +48,8 @@ static apr_status_t parse_line(dme_note_t *n, char *line)
     apr_int64_t date;
 
     uid = apr_strtoi64(line, &end, 10);
-    if (end == line || *end != ' ' || uid < 1 || uid > 0xffffffffu
-        || !is_sum(end + 1)) {
+    if (end == line || *end != ' ' || uid < 1 || uid > 0xffffffffu ||
+        !is_sum(end + 1)) {
         return APR_EINVAL;
     }
     memset(n, 0, sizeof(*n));
@@ -78,10 +78,8 @@ apr_status_t dme_precache_parse(dme_precache_t **pc, const char *data,
         return APR_EINVAL;
     }
     line = apr_strtok(text, "\n", &last);
-    if (!line
-        || sscanf(line, "dmepc1 %u %" APR_INT64_T_FMT " %u%c", &uv, &built,
-                  &newest, &tail)
-               != 3) {
+    if (!line || sscanf(line, "dmepc1 %u %" APR_INT64_T_FMT " %u%c", &uv,
+                        &built, &newest, &tail) != 3) {
         return APR_EINVAL;
     }
     out->uidvalidity = uv;
@@ -115,8 +113,7 @@ static dme_notes_t *merge(const dme_notes_t *old, const dme_notes_t *fresh,
                           apr_time_t from, apr_time_t since, apr_pool_t *p)
 {
     dme_notes_t *m = dme_notes_make(fresh->uidvalidity,
-                                    old->notes->nelts + fresh->notes->nelts,
-                                    p);
+                                    old->notes->nelts + fresh->notes->nelts, p);
     int i;
 
     for (i = 0; i < old->notes->nelts; i++) {
@@ -160,8 +157,7 @@ apr_status_t dme_precache_update(dme_precache_t **out, dme_pc_how_e *how,
         rv = dme_imap_list_notes(&fresh, s, folder, since, p);
         pc->notes = fresh;
         pc->built_at = now;
-    }
-    else if (now - old->built_at > max_age) {
+    } else if (now - old->built_at > max_age) {
         *how = DME_PC_MERGE;
         rv = dme_imap_list_notes(&fresh, s, folder, yesterday(now), p);
         if (rv == APR_SUCCESS) {
@@ -171,11 +167,10 @@ apr_status_t dme_precache_update(dme_precache_t **out, dme_pc_how_e *how,
                               since - since % day, p);
         }
         pc->built_at = now;
-    }
-    else {
+    } else {
         *how = DME_PC_APPEND;
-        pc->notes = dme_notes_make(uidvalidity, old->notes->notes->nelts + 8,
-                                   p);
+        pc->notes =
+            dme_notes_make(uidvalidity, old->notes->notes->nelts + 8, p);
         apr_array_cat(pc->notes->notes, old->notes->notes);
         pc->built_at = old->built_at;
     }
@@ -183,9 +178,8 @@ apr_status_t dme_precache_update(dme_precache_t **out, dme_pc_how_e *how,
         return rv;
     }
     pc->uidvalidity = uidvalidity;
-    pc->newest_uid = newest_of(pc->notes, old && *how != DME_PC_FULL
-                                              ? old->newest_uid
-                                              : 0);
+    pc->newest_uid =
+        newest_of(pc->notes, old && *how != DME_PC_FULL ? old->newest_uid : 0);
     /* the one cheap call: anything newer than the newest we know */
     rv = dme_imap_list_newer(pc->notes, s, folder, pc->newest_uid, p);
     if (rv == APR_SUCCESS) {
