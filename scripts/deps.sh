@@ -9,6 +9,7 @@ set -eu
 PKGS="build-essential pkg-config clang-format
 apache2 apache2-dev libapr1-dev libaprutil1-dev libaprutil1-dbd-sqlite3
 libcurl4-openssl-dev libssl-dev libxml2-dev libmemcached-dev libgmime-3.0-dev
+libjansson-dev
 dovecot-core dovecot-imapd memcached python3 python3-aiosmtpd
 libapache2-mod-perl2 libwww-perl liblwp-protocol-https-perl
 libio-socket-ssl-perl libmail-imapclient-perl
