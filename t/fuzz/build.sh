@@ -26,3 +26,4 @@ build() {
 }
 
 build fuzz_imap_parse lib/dme_imap_parse.c
+build fuzz_json_push lib/dme_json.c $(pkg-config --libs jansson)
