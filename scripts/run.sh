@@ -1,7 +1,9 @@
 #!/bin/bash
 # Demo server: Apache with mod_dme on https://127.0.0.1:8443/dme/ plus the
 # services it talks to (Dovecot, memcached, an SMTP sink), all on loopback
-# and all under run/ in the repository.
+# and all under run/ in the repository. Dovecot's delivery PUTs new-mail
+# notes to https://127.0.0.1:8443/dme/push as the Apache user dmepush
+# (password in run/push.pass, made once), trusting the demo certificate.
 #
 #   scripts/run.sh start   start what is not running; restart Apache
 #   scripts/run.sh stop    stop everything, leave no process or pid file
@@ -25,6 +27,7 @@ HTTPD=/usr/sbin/apache2
 MODULES_DIR=/usr/lib/apache2/modules
 MOD_SO=${DME_MODULE_SO:-$REPO/mod_dme/.libs/mod_dme.so}
 WORKER=www-data
+PUSH_USER=dmepush
 ALICE_MESSAGES=1000
 BOB_MESSAGES=50
 DEMO_DAYS=30
@@ -53,9 +56,24 @@ make_cert() {
     echo "created a self-signed certificate: $RUN/tls/cert.pem"
 }
 
+# Kept across starts: a running Dovecot keeps the push URL it was
+# configured with, and with it this password.
+push_password() {
+    if [ ! -s "$RUN/push.pass" ]; then
+        install -m 0600 -o root -g root /dev/null "$RUN/push.pass"
+        openssl rand -hex 16 >"$RUN/push.pass" ||
+            die "openssl could not make the push password"
+    fi
+    cat "$RUN/push.pass"
+}
+
 make_credentials() {
+    local push_pw
+    push_pw=$(push_password) || exit 1
     if ! htpasswd -cbB "$RUN/users.htpasswd" alice alice-secret 2>/dev/null ||
-        ! htpasswd -bB "$RUN/users.htpasswd" bob bob-secret 2>/dev/null; then
+        ! htpasswd -bB "$RUN/users.htpasswd" bob bob-secret 2>/dev/null ||
+        ! htpasswd -bB "$RUN/users.htpasswd" "$PUSH_USER" "$push_pw" \
+            2>/dev/null; then
         die "htpasswd failed"
     fi
     chown "root:$WORKER" "$RUN/users.htpasswd"
@@ -182,10 +200,13 @@ EOF
 }
 
 start_services() {
+    local push_url
+    push_url=https://$PUSH_USER:$(push_password)@127.0.0.1:$HTTPS_PORT/dme/push
     # A running Dovecot keeps the configuration it was started with.
     if ! pid_from_file "$(dovecot_pidfile "$RUN")" \
         "$(dovecot_conf "$RUN")" >/dev/null; then
-        dovecot_setup "$RUN" "$IMAP_PORT"
+        DOVECOT_PUSH_CA_FILE=$RUN/tls/cert.pem \
+            dovecot_setup "$RUN" "$IMAP_PORT" "$push_url"
     fi
     dovecot_start "$RUN"
     # Demo mailboxes are generated once; later starts keep what is there.
@@ -239,6 +260,7 @@ mod_dme demo is running.
   memcached:    127.0.0.1:$MC_PORT
   Apache log:   $RUN/logs/error.log
   Dovecot log:  $RUN/dovecot/dovecot.log
+  Push:         Dovecot PUTs to $url/push as $PUSH_USER ($RUN/push.pass)
   Stop with:    make stop
 
 Enrol a client (the answer holds its id):
@@ -247,6 +269,9 @@ First sync of INBOX (replace CLIENT_ID):
   $c --data '$sync' $url/sync
 Download one message (REF from the sync answer):
   $get '$url/message?client=CLIENT_ID&folder=INBOX&ref=REF'
+Deliver a mail file to alice, with a push note for her:
+  scripts/services.sh push-enable $RUN alice
+  scripts/services.sh deliver $RUN alice FILE
 EOF
 }
 

@@ -6,10 +6,15 @@
 #   memcached  empty
 #   SMTP sink  stores what it receives in t/services/smtp/<n>.eml/.env
 # Apache users (t/services/users.htpasswd): alice, bob, carol and mallory,
-# who has no mailbox. Arguments go to t/TEST, e.g. a single test file:
+# who has no mailbox, and dmepush, as whom Dovecot's delivery PUTs its
+# new-mail notes to http://127.0.0.1:<httpd port>/dme/push (a password
+# made for each run; see services.sh push-enable and deliver). Arguments
+# go to t/TEST, e.g. a single test file:
 #   t/run-apache-tests.sh t/00-services.t
 # The tests find the services through DME_IMAP_PORT, DME_SMTP_PORT,
-# DME_MC_PORT, DME_SERVICES_DIR and DME_REPO. Everything started here is
+# DME_MC_PORT, DME_SERVICES_DIR and DME_REPO, the push account through
+# DME_PUSH_USER, DME_PUSH_PASSWORD and DME_PUSH_URL; httpd listens on
+# APACHE_TEST_PORT, chosen here. Everything started here is
 # stopped on exit, on failure and on Ctrl-C. DME_NO_MODULE=1 runs the
 # server without mod_dme; DME_MODULE_SO=path tests another build of it.
 set -u
@@ -26,6 +31,7 @@ MOD_SO=${DME_MODULE_SO:-$REPO/mod_dme/.libs/mod_dme.so}
 ALICE_MESSAGES=20
 ALICE_DAYS=20
 ALICE_OLD=2
+PUSH_USER=dmepush
 TEST_PID=
 
 now() { echo "$EPOCHREALTIME"; }
@@ -69,22 +75,25 @@ cleanup() {
     exit "$rc"
 }
 
-# Three distinct free ports (free_port alone may hand out one twice).
+# Four distinct free ports (free_port alone may hand out one twice). The
+# httpd port is chosen here, not by t/TEST, because Dovecot's
+# configuration, written first, names it in its push URL.
 pick_ports() {
     local tries
     for ((tries = 0; tries < 10; tries++)); do
         IMAP_PORT=$(free_port) SMTP_PORT=$(free_port) MC_PORT=$(free_port)
-        [ "$IMAP_PORT" != "$SMTP_PORT" ] && [ "$SMTP_PORT" != "$MC_PORT" ] &&
-            [ "$IMAP_PORT" != "$MC_PORT" ] && return 0
+        HTTPD_PORT=$(free_port)
+        [ "$(printf '%s\n' "$IMAP_PORT" "$SMTP_PORT" "$MC_PORT" \
+            "$HTTPD_PORT" | sort -u | wc -l)" -eq 4 ] && return 0
     done
-    svc_die "could not pick three distinct free ports"
+    svc_die "could not pick four distinct free ports"
 }
 
 write_credentials() {
     local u
     : >"$SVC/users.htpasswd"
     for u in alice:alice-secret bob:bob-secret carol:carol-secret \
-        mallory:mallory-secret; do
+        mallory:mallory-secret "$PUSH_USER:$PUSH_PASSWORD"; do
         htpasswd -bB "$SVC/users.htpasswd" "${u%%:*}" "${u#*:}" 2>/dev/null ||
             svc_die "htpasswd failed"
     done
@@ -132,7 +141,8 @@ write_services_conf() {
 start_services() {
     # Failed logins answer at once: tests check refusals, and the module
     # must not mistake Dovecot's usual 2-second delay for a timeout.
-    DOVECOT_AUTH_FAILURE_DELAY=0 dovecot_setup "$SVC" "$IMAP_PORT"
+    DOVECOT_AUTH_FAILURE_DELAY=0 dovecot_setup "$SVC" "$IMAP_PORT" \
+        "$PUSH_URL"
     dovecot_start "$SVC"
     mailbox_fill "$SVC" alice "$ALICE_MESSAGES" "$ALICE_DAYS" "$ALICE_OLD" \
         >/dev/null
@@ -157,13 +167,18 @@ main() {
     mkdir -p "$SVC"
 
     pick_ports
+    PUSH_PASSWORD=$(openssl rand -hex 16) || svc_die "openssl rand failed"
+    PUSH_URL=http://$PUSH_USER:$PUSH_PASSWORD@127.0.0.1:$HTTPD_PORT/dme/push
     start_services
     write_credentials
     write_services_conf
     export DME_IMAP_PORT=$IMAP_PORT DME_SMTP_PORT=$SMTP_PORT
     export DME_MC_PORT=$MC_PORT DME_SERVICES_DIR=$SVC DME_REPO=$REPO
+    export DME_PUSH_USER=$PUSH_USER DME_PUSH_PASSWORD=$PUSH_PASSWORD
+    export DME_PUSH_URL=$PUSH_URL APACHE_TEST_PORT=$HTTPD_PORT
     echo "run-apache-tests: services up in $(since "$t0")s" \
-        "(imap $IMAP_PORT, smtp $SMTP_PORT, memcached $MC_PORT)" >&2
+        "(imap $IMAP_PORT, smtp $SMTP_PORT, memcached $MC_PORT," \
+        "httpd $HTTPD_PORT)" >&2
 
     t1=$(now)
     # t/TEST runs as its own process group, in the background so that a
