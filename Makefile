@@ -2,7 +2,7 @@
 
 APXS      ?= apxs
 HTTPD     ?= /usr/sbin/apache2
-PKGS       = apr-1 apr-util-1 libcurl libxml-2.0 libmemcached gmime-3.0 openssl
+PKGS       = apr-1 apr-util-1 libcurl libxml-2.0 libmemcached gmime-3.0 openssl jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN       = -Wall -Wextra -Wno-unused-parameter

@@ -9,13 +9,24 @@
     "INSERT INTO users (name, password_sealed, created, updated) "             \
     "VALUES (%s, %s, %lld, %lld) ON CONFLICT (name) DO UPDATE SET "            \
     "password_sealed = excluded.password_sealed, updated = excluded.updated"
-#define CLIENT_COLUMNS "id, user_name, name, platform, created, source"
+#define CLIENT_COLUMNS                                                         \
+    "id, user_name, name, platform, created, source, push_url"
 /* Not SQLite's "INSERT OR IGNORE": it would hide NOT NULL violations. */
 #define CLIENT_CREATE                                                          \
     "INSERT INTO clients (" CLIENT_COLUMNS ") "                                \
-    "VALUES (%s, %s, %s, %s, %lld, %s) ON CONFLICT (id) DO NOTHING"
+    "VALUES (%s, %s, %s, %s, %lld, %s, %s) ON CONFLICT (id) DO NOTHING"
 #define CLIENT_GET   "SELECT " CLIENT_COLUMNS " FROM clients WHERE id = %s"
 #define CLIENT_COUNT "SELECT COUNT(*) FROM clients WHERE user_name = %s"
+#define CLIENT_LIST                                                            \
+    "SELECT " CLIENT_COLUMNS " FROM clients WHERE user_name = %s "             \
+    "ORDER BY created, id"
+/* Byte order in both databases (SQLite's BINARY, PostgreSQL's "C"), which
+ * for UTF-8 is code point order, whatever the server's locale. GROUP BY,
+ * not DISTINCT: PostgreSQL's DISTINCT refuses an ORDER BY expression, such
+ * as a collated column, that the select list lacks. */
+#define USER_LIST_BY(collation)                                                \
+    "SELECT user_name FROM clients GROUP BY user_name "                        \
+    "ORDER BY user_name COLLATE " collation
 #define SYNC_COLUMNS                                                           \
     "client_id, folder, sync_key, notes, prev_key, prev_response, updated"
 #define SYNC_GET                                                               \
@@ -35,6 +46,11 @@
 #define SYNC_DELETE                                                            \
     "DELETE FROM sync_state WHERE client_id = %s AND folder = %s"
 #define SCHEMA_VERSION "SELECT MAX(version) FROM dme_schema"
+/* Version 2: where to notify a client of new mail. SQLite's ALTER TABLE
+ * has no "unless present": a second run fails, and its whole step with
+ * it, which is what a process that lost the race should see. */
+#define SCHEMA_V2_PUSH_URL "ALTER TABLE clients ADD COLUMN push_url TEXT"
+#define SCHEMA_V2_RECORD   "INSERT INTO dme_schema (version) VALUES (2)"
 
 /* ---- SQLite ---- */
 
@@ -72,19 +88,27 @@ static const char *const sqlite_schema_v1[] = {
     NULL,
 };
 
+static const char *const sqlite_schema_v2[] = {
+    SCHEMA_V2_PUSH_URL,
+    SCHEMA_V2_RECORD,
+    NULL,
+};
+
 static const dme_sql_dialect_t sqlite = {
     "sqlite3",
     sqlite_conn_init,
     "SELECT COUNT(*) FROM sqlite_master "
     "WHERE type = 'table' AND name = 'dme_schema'",
     SCHEMA_VERSION,
-    sqlite_schema_v1,
+    {sqlite_schema_v1, sqlite_schema_v2},
     {
         [DME_SQL_USER_PASSWORD_GET] = USER_PASSWORD_GET,
         [DME_SQL_USER_PASSWORD_SET] = USER_PASSWORD_SET,
         [DME_SQL_CLIENT_CREATE] = CLIENT_CREATE,
         [DME_SQL_CLIENT_GET] = CLIENT_GET,
         [DME_SQL_CLIENT_COUNT] = CLIENT_COUNT,
+        [DME_SQL_CLIENT_LIST] = CLIENT_LIST,
+        [DME_SQL_USER_LIST] = USER_LIST_BY("BINARY"),
         [DME_SQL_SYNC_GET] = SYNC_GET,
         [DME_SQL_SYNC_UPDATE] = SYNC_UPDATE,
         [DME_SQL_SYNC_CREATE] = SYNC_CREATE,
@@ -122,18 +146,26 @@ static const char *const pgsql_schema_v1[] = {
     NULL,
 };
 
+static const char *const pgsql_schema_v2[] = {
+    SCHEMA_V2_PUSH_URL,
+    SCHEMA_V2_RECORD,
+    NULL,
+};
+
 static const dme_sql_dialect_t pgsql = {
     "pgsql",
     pgsql_conn_init,
     "SELECT CASE WHEN to_regclass('dme_schema') IS NULL THEN 0 ELSE 1 END",
     SCHEMA_VERSION,
-    pgsql_schema_v1,
+    {pgsql_schema_v1, pgsql_schema_v2},
     {
         [DME_SQL_USER_PASSWORD_GET] = USER_PASSWORD_GET,
         [DME_SQL_USER_PASSWORD_SET] = USER_PASSWORD_SET,
         [DME_SQL_CLIENT_CREATE] = CLIENT_CREATE,
         [DME_SQL_CLIENT_GET] = CLIENT_GET,
         [DME_SQL_CLIENT_COUNT] = CLIENT_COUNT,
+        [DME_SQL_CLIENT_LIST] = CLIENT_LIST,
+        [DME_SQL_USER_LIST] = USER_LIST_BY("\"C\""),
         [DME_SQL_SYNC_GET] = SYNC_GET,
         [DME_SQL_SYNC_UPDATE] = SYNC_UPDATE,
         [DME_SQL_SYNC_CREATE] = SYNC_CREATE,

@@ -14,15 +14,21 @@
 #ifndef DME_SQL_H
 #define DME_SQL_H
 
+/* The schema version the statements below are written for. */
+#define DME_SQL_SCHEMA_VERSION 2
+
 /* The parameterised statements, by purpose. */
 typedef enum {
     DME_SQL_USER_PASSWORD_GET, /* (name) -> password_sealed */
     DME_SQL_USER_PASSWORD_SET, /* (name, sealed, now, now): upsert */
-    DME_SQL_CLIENT_CREATE,     /* (id, user, name, platform, created, source);
-                                  no-op if the id is taken */
+    DME_SQL_CLIENT_CREATE,     /* (id, user, name, platform, created, source,
+                                  push_url); no-op if the id is taken */
     DME_SQL_CLIENT_GET,        /* (id) -> id, user, name, platform, created,
-                                  source */
+                                  source, push_url */
     DME_SQL_CLIENT_COUNT,      /* (user) -> count */
+    DME_SQL_CLIENT_LIST,       /* (user) -> rows as CLIENT_GET, oldest first */
+    DME_SQL_USER_LIST,         /* () -> rows of user_name having a client,
+                                  each once, in byte order */
     DME_SQL_SYNC_GET,          /* (client, folder) -> key, notes, prev_key,
                                   prev_response */
     DME_SQL_SYNC_UPDATE,       /* (key, notes, prev_key, prev_response, now,
@@ -44,9 +50,14 @@ typedef struct dme_sql_dialect_t {
     const char *schema_exists;
     /* One row, one column: the highest schema version applied. */
     const char *schema_version;
-    /* Creates schema version 1 when absent, NULL-terminated. Each is safe
-     * to run again ("IF NOT EXISTS", "insert unless present"). */
-    const char *const *schema_v1;
+    /* schema[v] brings the schema from version v to v + 1, each a
+     * NULL-terminated list whose last statement records the new version.
+     * The store runs the steps from the version it finds up to the latest
+     * in one transaction, so a process that loses a race to another fails
+     * as a whole and then reads the winner's version. schema[0] creates
+     * version 1; each of its statements is also safe to run again ("IF NOT
+     * EXISTS", "insert unless present"). Later steps need not be. */
+    const char *const *schema[DME_SQL_SCHEMA_VERSION];
     const char *stmt[DME_SQL_COUNT];
 } dme_sql_dialect_t;
 

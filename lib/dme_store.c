@@ -8,6 +8,10 @@
 #include "dme_sql.h"
 #include "dme_store.h"
 
+#if DME_SQL_SCHEMA_VERSION != DME_STORE_SCHEMA_VERSION
+#error "dme_sql.c and dme_store.h disagree on the schema version"
+#endif
+
 /* What the store keeps for each initialised connection. */
 typedef struct {
     apr_dbd_t *h;
@@ -224,6 +228,26 @@ static apr_status_t exec(int *nrows, const apr_dbd_driver_t *d, apr_dbd_t *h,
     return APR_SUCCESS;
 }
 
+/* Runs a prepared select, dropping a failed statement as exec does. */
+static apr_status_t query(apr_dbd_results_t **res, const apr_dbd_driver_t *d,
+                          apr_dbd_t *h, dme_sql_id_t id, int nargs,
+                          const char **args, apr_pool_t *p)
+{
+    apr_dbd_prepared_t *st;
+    conn_t *c;
+    apr_status_t rv = prepared(&st, &c, d, h, id);
+
+    *res = NULL;
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (apr_dbd_pselect(d, p, h, res, st, 0, nargs, args) != 0) {
+        c->st[id] = NULL;
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
 /* Runs a select and keeps its first row in cols.
  * APR_NOTFOUND when it answers no row. */
 static apr_status_t select_row(const char **cols, int ncols,
@@ -231,19 +255,42 @@ static apr_status_t select_row(const char **cols, int ncols,
                                dme_sql_id_t id, int nargs, const char **args,
                                apr_pool_t *p)
 {
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_prepared_t *st;
-    conn_t *c;
-    apr_status_t rv = prepared(&st, &c, d, h, id);
+    apr_dbd_results_t *res;
+    apr_status_t rv = query(&res, d, h, id, nargs, args, p);
 
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    if (apr_dbd_pselect(d, p, h, &res, st, 0, nargs, args) != 0) {
-        c->st[id] = NULL;
-        return APR_EGENERAL;
-    }
     return drain(cols, ncols, d, res, p) ? APR_SUCCESS : APR_NOTFOUND;
+}
+
+/* Runs a select and keeps every row, each a const char *[ncols], in
+ * *rows (empty when it answers none; NULL on failure). */
+static apr_status_t select_rows(apr_array_header_t **rows, int ncols,
+                                const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                dme_sql_id_t id, int nargs, const char **args,
+                                apr_pool_t *p)
+{
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row = NULL;
+    const char **cols;
+    int i;
+    apr_status_t rv = query(&res, d, h, id, nargs, args, p);
+
+    *rows = NULL;
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    *rows = apr_array_make(p, 4, sizeof(cols));
+    while (apr_dbd_get_row(d, p, res, &row, -1) == 0) {
+        cols = apr_palloc(p, ncols * sizeof(*cols));
+        for (i = 0; i < ncols; i++) {
+            cols[i] = column(d, row, i, p);
+        }
+        APR_ARRAY_PUSH(*rows, const char **) = cols;
+        row = NULL;
+    }
+    return APR_SUCCESS;
 }
 
 static const char *num(apr_int64_t v, apr_pool_t *p)
@@ -280,18 +327,21 @@ static apr_status_t schema_read(int *version, const apr_dbd_driver_t *d,
     return rv;
 }
 
-/* Creates version 1 in one transaction; *why gets the database's words
- * on failure. The only multi-call transaction of the store: it runs at
- * start-up, not beside request threads. */
-static apr_status_t schema_create(const char **why, const apr_dbd_driver_t *d,
-                                  apr_dbd_t *h, const dme_sql_dialect_t *dl,
-                                  apr_pool_t *p)
+/* Brings the schema from version `from` (0: none) to the latest in one
+ * transaction, so a fresh database never shows an older version; *why
+ * gets the database's words on failure. The only multi-call transaction
+ * of the store: it runs at start-up, not beside request threads. */
+static apr_status_t schema_upgrade(const char **why, int from,
+                                   const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                   const dme_sql_dialect_t *dl, apr_pool_t *p)
 {
     apr_dbd_transaction_t *t = NULL;
-    int i, n, rc = apr_dbd_transaction_start(d, p, h, &t);
+    int v, i, n, rc = apr_dbd_transaction_start(d, p, h, &t);
 
-    for (i = 0; rc == 0 && dl->schema_v1[i]; i++) {
-        rc = apr_dbd_query(d, h, &n, dl->schema_v1[i]);
+    for (v = from; rc == 0 && v < DME_STORE_SCHEMA_VERSION; v++) {
+        for (i = 0; rc == 0 && dl->schema[v][i]; i++) {
+            rc = apr_dbd_query(d, h, &n, dl->schema[v][i]);
+        }
     }
     if (rc != 0) {
         *why = apr_pstrdup(p, apr_dbd_error(d, h, rc));
@@ -320,12 +370,39 @@ static apr_status_t schema_too_new(int version, const dme_logger_t *lg)
     return APR_EGENERAL;
 }
 
+/* SQLite's legacy statements, as the driver prepares them, fail once
+ * after any schema change; dropping them here spares the first request
+ * after an upgrade that failure. apr_dbd cannot free a statement, so the
+ * old ones stay in the connection's pool until it closes - once. */
+static void statements_forget(apr_dbd_t *h)
+{
+    conn_t *c = conn_find(h);
+
+    if (c) {
+        memset(c->st, 0, sizeof(c->st));
+    }
+}
+
+static void schema_changed(int from, const dme_logger_t *lg)
+{
+    if (from == 0) {
+        dme_log(lg, DME_LOG_NOTICE, APR_SUCCESS,
+                DMELOGNO(10402) "created database schema version %d",
+                DME_STORE_SCHEMA_VERSION);
+        return;
+    }
+    dme_log(lg, DME_LOG_NOTICE, APR_SUCCESS,
+            DMELOGNO(10405) "upgraded the database schema in place from "
+                            "version %d to %d, keeping its rows",
+            from, DME_STORE_SCHEMA_VERSION);
+}
+
 apr_status_t dme_store_schema_ensure(const apr_dbd_driver_t *d, apr_dbd_t *h,
                                      const dme_logger_t *lg, apr_pool_t *p)
 {
     const dme_sql_dialect_t *dl;
     const char *why = "unknown";
-    int attempt, version, created = 0;
+    int attempt, version, found = 0, changed = 0;
 
     if (!d || !h) {
         return APR_EINVAL;
@@ -333,8 +410,9 @@ apr_status_t dme_store_schema_ensure(const apr_dbd_driver_t *d, apr_dbd_t *h,
     if (!(dl = dme_sql_dialect(apr_dbd_name(d)))) {
         return APR_ENOTIMPL;
     }
-    /* A losing racer fails to create and finds the winner's version. */
-    for (attempt = 0; attempt < 3; attempt++) {
+    /* A losing racer fails to create or upgrade and then finds the
+     * winner's version; the read after the last try tells if one won. */
+    for (attempt = 0;; attempt++) {
         if (schema_read(&version, d, h, dl, p) != APR_SUCCESS) {
             dme_log(lg, DME_LOG_ERR, APR_EGENERAL,
                     DMELOGNO(10401) "cannot read the schema version: %s",
@@ -345,24 +423,29 @@ apr_status_t dme_store_schema_ensure(const apr_dbd_driver_t *d, apr_dbd_t *h,
             return schema_too_new(version, lg);
         }
         if (version == DME_STORE_SCHEMA_VERSION) {
-            if (created) {
-                dme_log(lg, DME_LOG_NOTICE, APR_SUCCESS,
-                        DMELOGNO(10402) "created database schema version %d",
-                        version);
+            if (changed) {
+                schema_changed(found, lg);
             }
             return APR_SUCCESS;
         }
-        /* Later versions will migrate here from the one found. */
-        created = schema_create(&why, d, h, dl, p) == APR_SUCCESS;
-        if (!created) {
+        if (attempt == 3) {
+            break;
+        }
+        found = version;
+        statements_forget(h);
+        changed = schema_upgrade(&why, version, d, h, dl, p) == APR_SUCCESS;
+        if (!changed) {
             dme_log(lg, DME_LOG_DEBUG, APR_EGENERAL,
-                    DMELOGNO(10403) "creating the schema failed (%s); "
-                                    "reading the version again",
-                    why);
+                    DMELOGNO(10403) "bringing the schema from version %d to "
+                                    "%d failed (%s); reading the version "
+                                    "again",
+                    version, DME_STORE_SCHEMA_VERSION, why);
         }
     }
     dme_log(lg, DME_LOG_ERR, APR_EGENERAL,
-            DMELOGNO(10404) "cannot create the database schema: %s", why);
+            DMELOGNO(10404) "cannot bring the database schema from version "
+                            "%d to %d: %s",
+            found, DME_STORE_SCHEMA_VERSION, why);
     return APR_EGENERAL;
 }
 
@@ -400,7 +483,7 @@ apr_status_t dme_store_user_password_set(const apr_dbd_driver_t *d,
 apr_status_t dme_store_client_create(const apr_dbd_driver_t *d, apr_dbd_t *h,
                                      const dme_client_t *c, apr_pool_t *p)
 {
-    const char *args[6];
+    const char *args[7];
     apr_status_t rv;
     int n = 0;
 
@@ -413,34 +496,43 @@ apr_status_t dme_store_client_create(const apr_dbd_driver_t *d, apr_dbd_t *h,
     args[3] = c->platform;
     args[4] = num(apr_time_sec(c->created ? c->created : apr_time_now()), p);
     args[5] = c->source;
-    rv = exec(&n, d, h, DME_SQL_CLIENT_CREATE, 6, args, p);
+    args[6] = c->push_url;
+    rv = exec(&n, d, h, DME_SQL_CLIENT_CREATE, 7, args, p);
     return rv == APR_SUCCESS && n == 0 ? APR_EEXIST : rv;
 }
 
-apr_status_t dme_store_client_get(dme_client_t **c, const apr_dbd_driver_t *d,
-                                  apr_dbd_t *h, const char *id, apr_pool_t *p)
-{
-    const char *args[] = {id}, *col[6];
-    dme_client_t *cl;
-    apr_status_t rv;
+#define CLIENT_NCOLS 7
 
-    *c = NULL;
-    if (!d || !h || !id) {
-        return APR_EINVAL;
-    }
-    rv = select_row(col, 6, d, h, DME_SQL_CLIENT_GET, 1, args, p);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    cl = apr_pcalloc(p, sizeof(*cl));
+/* A client from the columns of DME_SQL_CLIENT_GET. */
+static dme_client_t *client_from(const char **col, apr_pool_t *p)
+{
+    dme_client_t *cl = apr_pcalloc(p, sizeof(*cl));
+
     cl->id = col[0];
     cl->user = col[1];
     cl->name = col[2];
     cl->platform = col[3];
     cl->created = apr_time_from_sec(to_num(col[4]));
     cl->source = col[5];
-    *c = cl;
-    return APR_SUCCESS;
+    cl->push_url = col[6];
+    return cl;
+}
+
+apr_status_t dme_store_client_get(dme_client_t **c, const apr_dbd_driver_t *d,
+                                  apr_dbd_t *h, const char *id, apr_pool_t *p)
+{
+    const char *args[] = {id}, *col[CLIENT_NCOLS];
+    apr_status_t rv;
+
+    *c = NULL;
+    if (!d || !h || !id) {
+        return APR_EINVAL;
+    }
+    rv = select_row(col, CLIENT_NCOLS, d, h, DME_SQL_CLIENT_GET, 1, args, p);
+    if (rv == APR_SUCCESS) {
+        *c = client_from(col, p);
+    }
+    return rv;
 }
 
 apr_status_t dme_store_client_count(int *n, const apr_dbd_driver_t *d,
@@ -459,6 +551,67 @@ apr_status_t dme_store_client_count(int *n, const apr_dbd_driver_t *d,
         *n = (int)to_num(count);
     }
     return APR_STATUS_IS_NOTFOUND(rv) ? APR_EGENERAL : rv;
+}
+
+apr_status_t dme_store_client_list(apr_array_header_t **clients,
+                                   const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                   const char *user, apr_pool_t *p)
+{
+    const char *args[] = {user};
+    apr_array_header_t *rows;
+    apr_status_t rv;
+    int i;
+
+    *clients = NULL;
+    if (!d || !h || !user) {
+        return APR_EINVAL;
+    }
+    rv =
+        select_rows(&rows, CLIENT_NCOLS, d, h, DME_SQL_CLIENT_LIST, 1, args, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    *clients = apr_array_make(p, rows->nelts, sizeof(dme_client_t *));
+    for (i = 0; i < rows->nelts; i++) {
+        APR_ARRAY_PUSH(*clients, dme_client_t *) =
+            client_from(APR_ARRAY_IDX(rows, i, const char **), p);
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t dme_store_user_list(apr_array_header_t **users,
+                                 const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                 apr_pool_t *p)
+{
+    apr_array_header_t *rows;
+    apr_status_t rv;
+    int i;
+
+    *users = NULL;
+    if (!d || !h) {
+        return APR_EINVAL;
+    }
+    rv = select_rows(&rows, 1, d, h, DME_SQL_USER_LIST, 0, NULL, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    *users = apr_array_make(p, rows->nelts, sizeof(const char *));
+    for (i = 0; i < rows->nelts; i++) {
+        APR_ARRAY_PUSH(*users, const char *) =
+            APR_ARRAY_IDX(rows, i, const char **)[0];
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t dme_store_user_has_clients(int *yes, const apr_dbd_driver_t *d,
+                                        apr_dbd_t *h, const char *user,
+                                        apr_pool_t *p)
+{
+    int n = 0;
+    apr_status_t rv = dme_store_client_count(&n, d, h, user, p);
+
+    *yes = rv == APR_SUCCESS && n > 0;
+    return rv;
 }
 
 /* ---- sync state ---- */

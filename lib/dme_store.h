@@ -19,7 +19,8 @@
 
 #include "dme.h"
 
-#define DME_STORE_SCHEMA_VERSION 1
+/* Version 2 added clients.push_url. */
+#define DME_STORE_SCHEMA_VERSION 2
 
 /* Prepares the process-wide table of initialised connections. Call once
  * per process before any thread uses the store, with a pool that outlives
@@ -40,12 +41,14 @@ apr_status_t dme_store_init(apr_pool_t *p);
 apr_status_t dme_store_conn_init(const apr_dbd_driver_t *d, apr_dbd_t *h,
                                  apr_pool_t *p);
 
-/* Creates the schema when absent and checks its version. Safe to call
- * again and from several processes at once: creation runs in one
- * transaction, and when a racing process wins, the version is read again.
+/* Creates the schema when absent, upgrades an older one in place keeping
+ * its rows, and checks its version. Safe to call again and from several
+ * processes at once: creating or upgrading runs in one transaction, and
+ * when a racing process wins, the version is read again. Statements this
+ * connection prepared before an upgrade are prepared afresh after it.
  * @return APR_EGENERAL, after logging why, if the database holds a schema
  *         newer than DME_STORE_SCHEMA_VERSION (a newer module wrote it) or
- *         the schema cannot be read or created. */
+ *         the schema cannot be read, created or upgraded. */
 apr_status_t dme_store_schema_ensure(const apr_dbd_driver_t *d, apr_dbd_t *h,
                                      const dme_logger_t *lg, apr_pool_t *p);
 
@@ -67,10 +70,13 @@ apr_status_t dme_store_user_password_set(const apr_dbd_driver_t *d,
 typedef struct {
     const char *id, *user, *name, *platform, *source;
     apr_time_t created;
+    /* Where the client takes an HTTP POST when its mail changed; NULL
+     * for a client that only polls. */
+    const char *push_url;
 } dme_client_t;
 
 /* Stores a new client. id and user are required, the other strings may be
- * NULL; created 0 means now.
+ * NULL and are stored as given; created 0 means now.
  * @return APR_EEXIST if a client with this id exists (it is unchanged). */
 apr_status_t dme_store_client_create(const apr_dbd_driver_t *d, apr_dbd_t *h,
                                      const dme_client_t *c, apr_pool_t *p);
@@ -83,6 +89,26 @@ apr_status_t dme_store_client_get(dme_client_t **c, const apr_dbd_driver_t *d,
 apr_status_t dme_store_client_count(int *n, const apr_dbd_driver_t *d,
                                     apr_dbd_t *h, const char *user,
                                     apr_pool_t *p);
+
+/* Every client of user as dme_client_t *, oldest first; an empty array
+ * for a user without clients. On failure *clients is NULL. */
+apr_status_t dme_store_client_list(apr_array_header_t **clients,
+                                   const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                   const char *user, apr_pool_t *p);
+
+/* The users of the system - each name with at least one client, once -
+ * as const char *, sorted by bytes (code point order for UTF-8) in either
+ * database; an empty array when there are none. A user row without a
+ * client (a password stored, enrolment never finished) does not count.
+ * On failure *users is NULL. */
+apr_status_t dme_store_user_list(apr_array_header_t **users,
+                                 const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                 apr_pool_t *p);
+
+/* *yes = 1 if user has at least one client, else 0 (also on failure). */
+apr_status_t dme_store_user_has_clients(int *yes, const apr_dbd_driver_t *d,
+                                        apr_dbd_t *h, const char *user,
+                                        apr_pool_t *p);
 
 /* One folder's sync state of one client. notes and prev_response are
  * NUL-terminated text or NULL; prev_response_len is strlen(prev_response)
