@@ -22,6 +22,7 @@ struct dme_imap_t {
     apr_size_t len, cap;
     unsigned int tag;
     int condstore; /* -1 unknown, 0 no, 1 offered */
+    int selected;  /* a folder is examined on this connection */
     int broken;
     int reused;
     apr_interval_time_t timeout;
@@ -410,6 +411,7 @@ apr_status_t dme_imap_examine(apr_uint32_t *uidvalidity, apr_uint32_t *exists,
         return APR_EINVAL;
     }
     rv = dme_imap_cmd(&resps, s, apr_pstrcat(p, "EXAMINE ", q, NULL), p);
+    s->selected = rv == APR_SUCCESS;
     if (rv == APR_EGENERAL) {
         return DME_ENOMBOX;
     }
@@ -777,6 +779,13 @@ apr_status_t dme_imap_status(dme_imap_status_t *st, dme_imap_t *s,
         return APR_EINVAL;
     }
     rv = has_condstore(&cs, s, p);
+    if (rv == APR_SUCCESS && s->selected) {
+        /* STATUS of the selected folder may answer this session's own,
+         * older view of it; leave the folder first (CLOSE after EXAMINE
+         * expunges nothing). */
+        rv = dme_imap_cmd(&resps, s, "CLOSE", p);
+        s->selected = 0;
+    }
     if (rv == APR_SUCCESS) {
         rv = dme_imap_cmd(&resps, s,
                           apr_pstrcat(p, "STATUS ", q,

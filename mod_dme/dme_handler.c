@@ -9,6 +9,9 @@
 #include <apr_strings.h>
 #include <apr_optional.h>
 #include <apr_atomic.h>
+#include <apr_uri.h>
+#include <apr_lib.h>
+#include <errno.h>
 #include <apr_dbd.h>
 #include <mod_dbd.h>
 
@@ -17,6 +20,8 @@
 #include "dme_xml.h"
 #include "dme_proto.h"
 #include "dme_engine.h"
+#include "dme_precache.h"
+#include "dme_mc.h"
 
 APLOG_USE_MODULE(dme);
 
@@ -74,6 +79,15 @@ static int send_xml(req_t *q, int status, const char *body, apr_size_t len)
     return OK;
 }
 
+/* APR's strerror knows nothing of the project's own codes; log those as
+ * 0 so the line does not start with a confusing "APR does not
+ * understand" prefix (the message itself says what happened). */
+static apr_status_t log_rv(apr_status_t rv)
+{
+    return rv >= APR_OS_START_USERERR && rv < APR_OS_START_USERERR + 100 ? 0
+                                                                         : rv;
+}
+
 /* The mail system failed: map the cause to what the client should do. */
 static int mail_fail(req_t *q, apr_status_t rv, const char *why)
 {
@@ -82,7 +96,7 @@ static int mail_fail(req_t *q, apr_status_t rv, const char *why)
 
     if (rv == DME_EAUTH && dme_conf_access(q->dc) == DME_ACCESS_PASSWORD) {
         ap_log_rerror(
-            APLOG_MARK, APLOG_INFO, rv, r,
+            APLOG_MARK, APLOG_INFO, log_rv(rv), r,
             DMELOGNO(10010) "mail system refused the stored password of %s",
             who);
         return fail(q, HTTP_UNAUTHORIZED, "mail-login-refused",
@@ -90,13 +104,13 @@ static int mail_fail(req_t *q, apr_status_t rv, const char *why)
     }
     if (rv == DME_EAUTH) {
         ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, rv, r,
+            APLOG_MARK, APLOG_ERR, log_rv(rv), r,
             DMELOGNO(10011) "mail system refused the technical user for %s; "
                             "check DMETechnicalUser and its password",
             who);
-    } else if (apr_atomic_cas32(dme_glue_mail_down(), 1, 0) == 0) {
+    } else if (apr_atomic_cas32(&dme_glue_counters()->mail_down, 1, 0) == 0) {
         ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, rv, r,
+            APLOG_MARK, APLOG_ERR, log_rv(rv), r,
             DMELOGNO(10012) "mail system %s unreachable (%s); answering 503 "
                             "until it is back",
             q->login.url, why ? why : "no answer");
@@ -109,7 +123,7 @@ static int mail_fail(req_t *q, apr_status_t rv, const char *why)
 
 static void mail_ok(req_t *q)
 {
-    if (apr_atomic_cas32(dme_glue_mail_down(), 0, 1) == 1) {
+    if (apr_atomic_cas32(&dme_glue_counters()->mail_down, 0, 1) == 1) {
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, q->r,
                       DMELOGNO(10013) "mail system %s reachable again",
                       q->login.url);
@@ -117,40 +131,52 @@ static void mail_ok(req_t *q)
 }
 
 /* The mailbox login for this request's user, per DMEMailAccess. */
-static int make_login(req_t *q)
+int dme_login_for(dme_imap_login_t *l, int *needs_password,
+                  const dme_dir_conf *dc, const char *user, apr_pool_t *p)
 {
-    request_rec *r = q->r;
-    dme_dir_conf *dc = q->dc;
-
-    memset(&q->login, 0, sizeof(q->login));
-    q->login.url = dc->mail_url;
-    q->login.ca_file = dc->ca_file;
-    q->login.timeout = dme_conf_timeout(dc);
+    memset(l, 0, sizeof(*l));
+    *needs_password = 0;
+    l->url = dc->mail_url;
+    l->ca_file = dc->ca_file;
+    l->timeout = dme_conf_timeout(dc);
     if (dme_conf_access(dc) == DME_ACCESS_PASSWORD) {
-        q->login.user = r->user;
-        return DECLINED; /* password filled by keep_password */
+        l->user = user;
+        *needs_password = 1;
+        return DECLINED;
     }
     if (!dc->tech_user || !dc->tech_password) {
-        ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, 0, r,
-            DMELOGNO(
-                10014) "DMEMailAccess technical needs DMETechnicalUser and "
-                       "DMETechnicalPasswordFile");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    q->login.password = dc->tech_password;
+    l->password = dc->tech_password;
     if (dc->use_authzid == 1) {
-        q->login.user = dc->tech_user;
-        q->login.authzid = r->user;
+        l->user = dc->tech_user;
+        l->authzid = user;
     } else {
         const char *sep = dc->separator ? dc->separator : "*";
 
-        if (strstr(r->user, sep)) {
+        if (strstr(user, sep)) {
             return HTTP_FORBIDDEN; /* would name another login */
         }
-        q->login.user = apr_pstrcat(r->pool, r->user, sep, dc->tech_user, NULL);
+        l->user = apr_pstrcat(p, user, sep, dc->tech_user, NULL);
     }
     return DECLINED;
+}
+
+/* The mailbox login for this request's user, per DMEMailAccess. */
+static int make_login(req_t *q)
+{
+    int needs_password;
+    int rc = dme_login_for(&q->login, &needs_password, q->dc, q->r->user,
+                           q->r->pool);
+
+    if (rc == HTTP_INTERNAL_SERVER_ERROR) {
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, 0, q->r,
+            DMELOGNO(
+                10014) "DMEMailAccess technical needs DMETechnicalUser and "
+                       "DMETechnicalPasswordFile");
+    }
+    return rc; /* the password, if needed, comes from keep_password */
 }
 
 /* Password mode: the Basic password Apache accepted is the one the mail
@@ -253,6 +279,43 @@ static int read_body(char **buf, apr_size_t *len, req_t *q)
     return OK;
 }
 
+/* application/xml or text/xml, with parameters (charset) allowed. */
+static int is_xml_type(const char *ct)
+{
+    apr_size_t n;
+
+    if (!ct) {
+        return 0;
+    }
+    n = strcspn(ct, "; \t");
+    return (n == 15 && !strncasecmp(ct, "application/xml", 15)) ||
+           (n == 8 && !strncasecmp(ct, "text/xml", 8));
+}
+
+/* Every child of a request must be one the protocol defines for it. */
+static int known_fields(const dme_xml_req_t *xr, const char *root)
+{
+    static const char *const enrol[] = {"name", "platform", "pushUrl", NULL};
+    static const char *const sync[] = {"client", "folder", "type", "key", NULL};
+    static const char *const wait[] = {"client", "folder", NULL};
+    const char *const *ok = !strcmp(root, "enrol")  ? enrol
+                            : !strcmp(root, "sync") ? sync
+                                                    : wait;
+    const apr_array_header_t *f = apr_table_elts(xr->fields);
+    int i, j;
+
+    for (i = 0; i < f->nelts; i++) {
+        const char *name = APR_ARRAY_IDX(f, i, apr_table_entry_t).key;
+
+        for (j = 0; ok[j] && strcmp(ok[j], name); j++) {
+        }
+        if (!ok[j]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Parse the body as the request document named root. */
 static int read_request(dme_xml_req_t **xr, req_t *q, const char *root)
 {
@@ -263,8 +326,7 @@ static int read_request(dme_xml_req_t **xr, req_t *q, const char *root)
     char *buf;
     int rc;
 
-    if (!ct || (strncasecmp(ct, "application/xml", 15) &&
-                strncasecmp(ct, "text/xml", 8))) {
+    if (!is_xml_type(ct) || apr_table_get(r->headers_in, "Content-Encoding")) {
         return fail(q, HTTP_UNSUPPORTED_MEDIA_TYPE, "wrong-type",
                     "Send the request as application/xml");
     }
@@ -281,7 +343,8 @@ static int read_request(dme_xml_req_t **xr, req_t *q, const char *root)
         return fail(q, HTTP_REQUEST_ENTITY_TOO_LARGE, "too-large",
                     "The request body is too large");
     }
-    if (rv != APR_SUCCESS || strcmp((*xr)->root, root) != 0) {
+    if (rv != APR_SUCCESS || strcmp((*xr)->root, root) != 0 ||
+        !known_fields(*xr, root)) {
         return fail(q, HTTP_BAD_REQUEST, "malformed",
                     apr_psprintf(r->pool,
                                  "Expected a well-formed <%s> "
@@ -325,10 +388,21 @@ static int with_mailbox(dme_imap_t **s, req_t *q)
     return DECLINED;
 }
 
+/* Where a client wants to be told of new mail: an http(s) URL with a
+ * host, no user info (credentials would end up in logs). */
+static int is_push_url(const char *url, apr_pool_t *p)
+{
+    apr_uri_t u;
+
+    return url && apr_uri_parse(p, url, &u) == APR_SUCCESS && u.scheme &&
+           (!strcasecmp(u.scheme, "https") || !strcasecmp(u.scheme, "http")) &&
+           u.hostname && *u.hostname && !u.user && !u.password;
+}
+
 static int do_enrol(req_t *q)
 {
     request_rec *r = q->r;
-    const char *name, *platform, *id;
+    const char *name, *platform, *id, *push_url;
     dme_xml_req_t *xr;
     dme_client_t c;
     dme_imap_t *s;
@@ -342,9 +416,13 @@ static int do_enrol(req_t *q)
     }
     name = field(xr, "name", "", MAX_NAME_FIELD);
     platform = field(xr, "platform", "", 64);
-    if (!name || !platform || apr_table_elts(xr->fields)->nelts > 2) {
+    push_url = field(xr, "pushUrl", NULL, 2048);
+    if (!name || !platform || apr_table_elts(xr->fields)->nelts > 3 ||
+        (apr_table_get(xr->fields, "pushUrl") &&
+         !is_push_url(push_url, r->pool))) {
         return fail(q, HTTP_BAD_REQUEST, "malformed",
-                    "enrol takes a name and a platform (short text)");
+                    "enrol takes a name, a platform (short text) and an "
+                    "optional http(s) pushUrl");
     }
     /* Refuse a client that could never sync. */
     if ((rc = with_mailbox(&s, q)) != DECLINED) {
@@ -357,6 +435,7 @@ static int do_enrol(req_t *q)
     c.user = r->user;
     c.name = name;
     c.platform = platform;
+    c.push_url = push_url;
     c.source = r->useragent_ip;
     c.created = apr_time_now();
     if (rv == APR_SUCCESS && dme_conf_access(q->dc) == DME_ACCESS_TECHNICAL) {
@@ -411,6 +490,12 @@ typedef struct sync_args_t {
     apr_int64_t key;
 } sync_args_t;
 
+/* IMAP's INBOX is case-insensitive; one spelling keeps one sync state. */
+static const char *folder_name(const char *f)
+{
+    return f && !strcasecmp(f, "INBOX") ? "INBOX" : f;
+}
+
 static int sync_args(sync_args_t *a, req_t *q, const dme_xml_req_t *xr)
 {
     const char *key = field(xr, "key", NULL, 20);
@@ -426,10 +511,12 @@ static int sync_args(sync_args_t *a, req_t *q, const dme_xml_req_t *xr)
                     "sync needs client, type (import, push, scheduled, "
                     "manual) and an optional folder");
     }
+    a->folder = folder_name(a->folder);
     a->has_key = key != NULL;
     if (key) {
+        errno = 0;
         a->key = apr_strtoi64(key, &end, 10);
-        if (!*key || *end || a->key < 1) {
+        if (!apr_isdigit(*key) || *end || a->key < 1 || errno == ERANGE) {
             return fail(q, HTTP_BAD_REQUEST, "malformed", "Bad sync key");
         }
     }
@@ -444,6 +531,144 @@ static int unknown_key(req_t *q)
 {
     return fail(q, HTTP_CONFLICT, "import-required",
                 "Unknown sync key; import the folder again");
+}
+
+/* memcached failed this request: log once per outage, go on without. */
+static void mc_failed(req_t *q, apr_status_t rv)
+{
+    dme_counters_t *c = dme_glue_counters();
+
+    apr_atomic_inc32(&c->fallbacks);
+    if (apr_atomic_cas32(&c->mc_down, 1, 0) == 0) {
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, log_rv(rv), q->r,
+            DMELOGNO(10024) "memcached unreachable; syncs are served from the "
+                            "mail system until it is back");
+    }
+}
+
+static void mc_ok(req_t *q)
+{
+    if (apr_atomic_cas32(&dme_glue_counters()->mc_down, 0, 1) == 1) {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, q->r,
+                      DMELOGNO(10025) "memcached reachable again");
+    }
+}
+
+/* The STATUS tuple of a folder as of a client's sync key, so a sync with
+ * nothing new needs one STATUS call. Without mod-sequences flag changes
+ * would go unseen, so such servers never take this shortcut. */
+static const char *status_text(const dme_imap_status_t *st, apr_int64_t key,
+                               apr_pool_t *p)
+{
+    return apr_psprintf(
+        p,
+        "%u %u %u %" APR_UINT64_T_FMT " %" APR_TIME_T_FMT " %" APR_INT64_T_FMT,
+        st->uidvalidity, st->uidnext, st->messages, st->highestmodseq,
+        apr_time_sec(apr_time_now()) / 86400, key);
+}
+
+static const char *status_name(apr_size_t *len, const sync_args_t *a,
+                               apr_pool_t *p)
+{
+    const char *k = apr_pstrcat(p, "st\n", a->client, "\n", a->folder, NULL);
+
+    *len = strlen(k);
+    return k;
+}
+
+/* Pre-cache path: the cache brought up to date, then the diff. */
+static apr_status_t from_precache(dme_sync_result_t **res, req_t *q,
+                                  dme_imap_t *s, const sync_args_t *a,
+                                  const dme_sync_req_t *rq, int *mc_dead)
+{
+    dme_counters_t *c = dme_glue_counters();
+    apr_pool_t *p = q->r->pool;
+    dme_precache_t *old, *pc;
+    const char *key, *data;
+    apr_size_t klen, len;
+    dme_pc_how_e how;
+    apr_status_t rv;
+
+    key = dme_pc_key(&klen, q->r->user, a->folder, p);
+    rv = dme_mc_blob_get(&data, &len, dme_glue_mc(), "pc", key, klen, p);
+    if (rv == DME_EDOWN) {
+        *mc_dead = 1;
+        mc_failed(q, rv);
+        return APR_NOTFOUND;
+    }
+    mc_ok(q);
+    if (rv != APR_SUCCESS || dme_precache_parse(&old, data, len, p)) {
+        apr_atomic_inc32(&c->misses);
+        return APR_NOTFOUND;
+    }
+    rv = dme_precache_update(&pc, &how, s, a->folder, old, rq->since,
+                             dme_conf_max_age(q->sc), apr_time_now(), p);
+    if (rv == APR_SUCCESS) {
+        rv = dme_sync_run_with(res, s, rq, pc->notes, "pre-cache", p);
+    }
+    if (rv == APR_SUCCESS) {
+        /* a pre-cache serves one sync; the next change builds anew */
+        dme_mc_blob_delete(dme_glue_mc(), "pc", key, klen);
+        apr_atomic_inc32(&c->hits);
+        if (how == DME_PC_MERGE) {
+            apr_atomic_inc32(&c->merges);
+        }
+    }
+    return rv;
+}
+
+/* The cheapest source that gives the right answer: one STATUS call when
+ * nothing changed, the pre-cache when one was built, else the mail
+ * system. Import always reads the mail system. */
+static apr_status_t sync_best(dme_sync_result_t **res, req_t *q, dme_imap_t *s,
+                              const sync_args_t *a, const dme_sync_req_t *rq,
+                              apr_int64_t next)
+{
+    apr_pool_t *p = q->r->pool;
+    const char *now_text = NULL, *then = NULL, *name;
+    dme_imap_status_t st;
+    apr_size_t nlen, len;
+    int mc_dead = 0;
+    apr_status_t rv;
+
+    if (!dme_glue_mc() || !dme_conf_precache(q->sc) || !a->has_key) {
+        return dme_sync_run(res, s, rq, p);
+    }
+    rv = dme_imap_status(&st, s, a->folder, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    name = status_name(&nlen, a, p);
+    if (st.highestmodseq) {
+        rv = dme_mc_blob_get(&then, &len, dme_glue_mc(), "st", name, nlen, p);
+        mc_dead = rv == DME_EDOWN;
+        if (mc_dead) {
+            mc_failed(q, rv);
+        }
+        if (rv == APR_SUCCESS && len > 0 && then[len - 1] == '\0' &&
+            strcmp(then, status_text(&st, a->key, p)) == 0) {
+            apr_atomic_inc32(&dme_glue_counters()->status_hits);
+            *res = dme_sync_unchanged(rq->held, p);
+            now_text = status_text(&st, next, p);
+        }
+    }
+    if (!now_text) {
+        rv = mc_dead ? APR_NOTFOUND : from_precache(res, q, s, a, rq, &mc_dead);
+        if (rv == APR_NOTFOUND) {
+            rv = dme_sync_run(res, s, rq, p);
+        }
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        now_text = status_text(&st, next, p);
+    }
+    /* a paged answer is not complete: the next page must really run */
+    if (!mc_dead && st.highestmodseq && !(*res)->delta->more) {
+        dme_mc_blob_set(dme_glue_mc(), "st", name, nlen, now_text,
+                        strlen(now_text) + 1, 86400);
+    }
+    return APR_SUCCESS;
 }
 
 /* Run the sync against the mail system and store the new state. */
@@ -474,7 +699,7 @@ static int run_sync(req_t *q, const sync_args_t *a, dme_sync_state_t *st,
     if ((rc = with_mailbox(&s, q)) != DECLINED) {
         return rc;
     }
-    rv = dme_sync_run(&res, s, &rq, r->pool);
+    rv = sync_best(&res, q, s, a, &rq, next);
     dme_imap_release(dme_glue_imap_pool(), s);
     if (rv == DME_ENOMBOX || rv == APR_EINVAL) {
         return fail(q, HTTP_NOT_FOUND, "no-such-folder", "No such folder");
@@ -556,6 +781,30 @@ static int do_sync(req_t *q)
     return run_sync(q, &a, st, held);
 }
 
+/* The query string as a table: form encoding ('+' is a space), each
+ * parameter at most once. */
+static apr_status_t query_args(apr_table_t **out, request_rec *r)
+{
+    char *args = apr_pstrdup(r->pool, r->args ? r->args : ""), *pair, *last;
+
+    *out = apr_table_make(r->pool, 4);
+    for (pair = apr_strtok(args, "&", &last); pair;
+         pair = apr_strtok(NULL, "&", &last)) {
+        char *eq = strchr(pair, '=');
+
+        if (!eq) {
+            return APR_EINVAL;
+        }
+        *eq++ = '\0';
+        if (ap_unescape_urlencoded(pair) != OK ||
+            ap_unescape_urlencoded(eq) != OK || apr_table_get(*out, pair)) {
+            return APR_EINVAL;
+        }
+        apr_table_setn(*out, pair, eq);
+    }
+    return APR_SUCCESS;
+}
+
 static int do_message(req_t *q)
 {
     request_rec *r = q->r;
@@ -568,8 +817,11 @@ static int do_message(req_t *q)
     apr_status_t rv;
     int rc;
 
-    ap_args_to_table(r, &args);
-    folder = apr_table_get(args, "folder");
+    if (query_args(&args, r) != APR_SUCCESS) {
+        return fail(q, HTTP_BAD_REQUEST, "malformed",
+                    "Bad or repeated query parameter");
+    }
+    folder = folder_name(apr_table_get(args, "folder"));
     ref = apr_table_get(args, "ref");
     if (!folder || !*folder ||
         dme_note_ref_parse(&uidvalidity, &uid, ref) != APR_SUCCESS) {
@@ -588,7 +840,10 @@ static int do_message(req_t *q)
         rv = dme_imap_fetch_message(&data, &len, s, uid, r->pool);
     }
     dme_imap_release(dme_glue_imap_pool(), s);
-    if (rv == APR_NOTFOUND || rv == DME_ENOMBOX || rv == APR_EINVAL) {
+    if (rv == DME_ENOMBOX || rv == APR_EINVAL) {
+        return fail(q, HTTP_NOT_FOUND, "no-such-folder", "No such folder");
+    }
+    if (rv == APR_NOTFOUND) {
         return fail(q, HTTP_NOT_FOUND, "no-such-message", "No such message");
     }
     if (rv != APR_SUCCESS) {
@@ -614,17 +869,63 @@ static const char *sub_path(const req_t *q)
     return strncmp(uri, base, n) == 0 ? uri + n : uri;
 }
 
+static int do_wait(req_t *q)
+{
+    const char *folder;
+    dme_xml_req_t *xr;
+    dme_client_t *c;
+    int rc;
+
+    if ((rc = read_request(&xr, q, "wait")) != DECLINED) {
+        return rc;
+    }
+    folder = field(xr, "folder", "INBOX", 512);
+    if (!folder || !*folder) {
+        return fail(q, HTTP_BAD_REQUEST, "malformed", "Bad folder");
+    }
+    if ((rc = own_client(&c, q, field(xr, "client", NULL, 64))) != DECLINED) {
+        return rc;
+    }
+    if (!dme_glue_mc()) {
+        return fail(q, HTTP_NOT_FOUND, "no-push",
+                    "Pre-caching and push are off on this server");
+    }
+    return dme_wait_run(q->r, c->id, folder);
+}
+
+/* Machine-readable counters, "name: value" lines. */
+static int counters_page(req_t *q)
+{
+    const dme_counters_t *c = dme_glue_counters();
+    request_rec *r = q->r;
+
+    ap_set_content_type(r, "text/plain; charset=utf-8");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_rprintf(r,
+               "builds: %u\nappends: %u\nmerges: %u\nhits: %u\n"
+               "misses: %u\nfallbacks: %u\nstatus_hits: %u\npushes: %u\n"
+               "push_failures: %u\nwakeups: %u\nmail_down: %u\n"
+               "memcached_down: %u\n",
+               c->builds, c->appends, c->merges, c->hits, c->misses,
+               c->fallbacks, c->status_hits, c->pushes, c->push_failures,
+               c->wakeups, c->mail_down, c->mc_down);
+    return OK;
+}
+
 static int dispatch(req_t *q, const char *sub)
 {
     request_rec *r = q->r;
     int post = r->method_number == M_POST;
 
-    if (!strcmp(sub, "/clients") || !strcmp(sub, "/sync")) {
+    if (!strcmp(sub, "/clients") || !strcmp(sub, "/sync") ||
+        !strcmp(sub, "/wait")) {
         if (!post) {
             apr_table_setn(r->headers_out, "Allow", "POST");
             return fail(q, HTTP_METHOD_NOT_ALLOWED, "method", "Use POST");
         }
-        return sub[1] == 'c' ? do_enrol(q) : do_sync(q);
+        return sub[1] == 'c'   ? do_enrol(q)
+               : sub[1] == 's' ? do_sync(q)
+                               : do_wait(q);
     }
     if (!strcmp(sub, "/message")) {
         if (r->method_number != M_GET) {
@@ -638,6 +939,7 @@ static int dispatch(req_t *q, const char *sub)
 
 int dme_handler(request_rec *r)
 {
+    const char *sub;
     req_t q;
     int rc;
 
@@ -664,9 +966,20 @@ int dme_handler(request_rec *r)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* Each step answers DECLINED to go on, anything else ends here. */
-    if ((rc = make_login(&q)) != DECLINED || (rc = open_db(&q)) != DECLINED ||
+    sub = sub_path(&q);
+    if ((rc = open_db(&q)) != DECLINED) {
+        return rc;
+    }
+    /* Resources of the server itself, not of a mailbox. */
+    if (!strcmp(sub, "/push")) {
+        return dme_push_handle(r, q.dc, q.db);
+    }
+    if (!strcmp(sub, "/admin/counters")) {
+        return counters_page(&q);
+    }
+    if ((rc = make_login(&q)) != DECLINED ||
         (rc = keep_password(&q)) != DECLINED) {
         return rc;
     }
-    return dispatch(&q, sub_path(&q));
+    return dispatch(&q, sub);
 }

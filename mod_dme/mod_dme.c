@@ -20,11 +20,14 @@
 #include "dme_mime.h"
 #include "dme_xml.h"
 #include "dme_store.h"
+#include "dme_mc.h"
 
 static int password_mode_seen; /* any DMEMailAccess password in config */
 static dme_imap_pool_t *imap_pool;
-static apr_uint32_t *mail_down;      /* shared by all children */
-static apr_uint32_t mail_down_local; /* if shared memory failed */
+static int technical_seen;            /* technical-user access configured */
+static dme_counters_t *counters;      /* shared by all children */
+static dme_counters_t counters_local; /* if shared memory failed */
+static dme_mc_t *mc;                  /* per child, when pre-caching */
 
 #define DEFAULT_WINDOW_DAYS 14
 #define DEFAULT_PAGE_SIZE   100
@@ -38,30 +41,36 @@ dme_imap_pool_t *dme_glue_imap_pool(void)
     return imap_pool;
 }
 
-apr_uint32_t *dme_glue_mail_down(void)
+dme_counters_t *dme_glue_counters(void)
 {
-    return mail_down ? mail_down : &mail_down_local;
+    return counters ? counters : &counters_local;
 }
 
-/* One word of anonymous shared memory, inherited by every child, so an
- * outage of the mail system is logged once by the server, not once per
- * process. */
-static void make_shared_flag(apr_pool_t *pconf, server_rec *s)
+struct dme_mc_t *dme_glue_mc(void)
+{
+    return mc;
+}
+
+/* Counters and outage flags in anonymous shared memory, inherited by
+ * every child: an outage is logged once by the server, not once per
+ * process, and the counters add up over all processes. */
+static void make_counters(apr_pool_t *pconf, server_rec *s)
 {
     apr_shm_t *shm;
     apr_status_t rv;
 
-    mail_down = NULL;
-    rv = apr_shm_create(&shm, sizeof(apr_uint32_t), NULL, pconf);
+    counters = NULL;
+    rv = apr_shm_create(&shm, sizeof(dme_counters_t), NULL, pconf);
     if (rv != APR_SUCCESS) {
         ap_log_error(
             APLOG_MARK, APLOG_WARNING, rv, s,
-            DMELOGNO(10005) "no shared memory: mail system outages are logged "
-                            "once per process");
+            DMELOGNO(
+                10005) "no shared memory: counters and outage messages are "
+                       "per process");
         return;
     }
-    mail_down = apr_shm_baseaddr_get(shm);
-    *mail_down = 0;
+    counters = apr_shm_baseaddr_get(shm);
+    memset(counters, 0, sizeof(*counters));
 }
 
 int dme_conf_window_days(const dme_dir_conf *c)
@@ -92,6 +101,26 @@ apr_off_t dme_conf_max_body(const dme_dir_conf *c)
 int dme_conf_access(const dme_dir_conf *c)
 {
     return c->access == DME_ACCESS_UNSET ? DME_ACCESS_TECHNICAL : c->access;
+}
+
+int dme_conf_precache(const dme_srv_conf *c)
+{
+    return c->precache == 1;
+}
+
+apr_interval_time_t dme_conf_max_age(const dme_srv_conf *c)
+{
+    return c->max_age >= 0 ? c->max_age : apr_time_from_sec(1800);
+}
+
+apr_interval_time_t dme_conf_hb_min(const dme_srv_conf *c)
+{
+    return c->hb_min >= 0 ? c->hb_min : apr_time_from_sec(60);
+}
+
+apr_interval_time_t dme_conf_hb_max(const dme_srv_conf *c)
+{
+    return c->hb_max >= 0 ? c->hb_max : apr_time_from_sec(1740);
 }
 
 static void *create_dir_conf(apr_pool_t *p, char *dir)
@@ -135,7 +164,15 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 
 static void *create_srv_conf(apr_pool_t *p, server_rec *s)
 {
-    return apr_pcalloc(p, sizeof(dme_srv_conf));
+    dme_srv_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    c->precache = -1;
+    c->max_age = -1;
+    c->poll = -1;
+    c->warning_accepted = -1;
+    c->hb_min = -1;
+    c->hb_max = -1;
+    return c;
 }
 
 static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
@@ -143,6 +180,13 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     dme_srv_conf *base = basev, *add = addv;
     dme_srv_conf *m = apr_pcalloc(p, sizeof(*m));
 
+    MERGE_INT(precache);
+    MERGE_INT(max_age);
+    MERGE_PTR(memcached);
+    MERGE_INT(poll);
+    MERGE_INT(warning_accepted);
+    MERGE_INT(hb_min);
+    MERGE_INT(hb_max);
     MERGE_PTR(key_file);
     return m;
 }
@@ -191,6 +235,7 @@ static const char *set_access(cmd_parms *cmd, void *dc, const char *arg)
 
     if (!strcasecmp(arg, "technical")) {
         c->access = DME_ACCESS_TECHNICAL;
+        technical_seen = 1;
     } else if (!strcasecmp(arg, "password")) {
         c->access = DME_ACCESS_PASSWORD;
         password_mode_seen = 1;
@@ -212,6 +257,7 @@ static const char *set_tech_user(cmd_parms *cmd, void *dc, const char *arg)
                             cmd->cmd->name, arg);
     }
     c->tech_user = arg;
+    technical_seen = 1;
     return NULL;
 }
 
@@ -327,6 +373,76 @@ static const char *set_number(cmd_parms *cmd, void *dc, const char *arg)
     return err;
 }
 
+static dme_srv_conf *srv_conf(cmd_parms *cmd)
+{
+    return ap_get_module_config(cmd->server->module_config, &dme_module);
+}
+
+static const char *set_precache(cmd_parms *cmd, void *dc, int on)
+{
+    srv_conf(cmd)->precache = on;
+    return NULL;
+}
+
+static const char *set_warning(cmd_parms *cmd, void *dc, int on)
+{
+    srv_conf(cmd)->warning_accepted = on;
+    return NULL;
+}
+
+/* Seconds, whole, optionally with an s, m or h unit: "90", "30m". */
+static const char *parse_secs(apr_interval_time_t *out, cmd_parms *cmd,
+                              const char *arg, long min, long max)
+{
+    char *end;
+    long v, unit = 1;
+
+    errno = 0;
+    v = strtol(arg, &end, 10);
+    if (*end && !end[1]) {
+        unit = *end == 's' ? 1 : *end == 'm' ? 60 : *end == 'h' ? 3600 : 0;
+        end++;
+    }
+    if (!*arg || !apr_isdigit(*arg) || *end || errno || !unit ||
+        v > max / unit || v * unit < min) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not a duration from %ld "
+                            "to %ld seconds (e.g. 90, 30m, 1h)",
+                            cmd->cmd->name, arg, min, max);
+    }
+    *out = apr_time_from_sec(v * unit);
+    return NULL;
+}
+
+static const char *set_duration(cmd_parms *cmd, void *dc, const char *arg)
+{
+    dme_srv_conf *sc = srv_conf(cmd);
+
+    switch ((int)(intptr_t)cmd->info) {
+        case 0:
+            return parse_secs(&sc->max_age, cmd, arg, 1, 86400);
+        case 1:
+            return parse_secs(&sc->poll, cmd, arg, 0, 86400);
+        case 2:
+            return parse_secs(&sc->hb_min, cmd, arg, 1, 3600);
+        default:
+            return parse_secs(&sc->hb_max, cmd, arg, 1, 3600);
+    }
+}
+
+static const char *set_memcached(cmd_parms *cmd, void *dc, const char *arg)
+{
+    if (!*arg || strpbrk(arg, "\r\n")) {
+        return apr_psprintf(cmd->pool,
+                            "%s: needs a libmemcached "
+                            "configuration such as "
+                            "--SERVER=127.0.0.1:11211",
+                            cmd->cmd->name);
+    }
+    srv_conf(cmd)->memcached = arg;
+    return NULL;
+}
+
 static const char *set_key_file(cmd_parms *cmd, void *dc, const char *arg)
 {
     dme_srv_conf *sc =
@@ -366,6 +482,20 @@ static const command_rec dme_cmds[] = {
     NUM("DMEMaxRequestSize", 4, "largest request body in bytes"),
     AP_INIT_TAKE1("DMEPasswordKeyFile", set_key_file, NULL, RSRC_CONF,
                   "key file sealing stored user passwords"),
+    AP_INIT_FLAG("DMEPrecache", set_precache, NULL, RSRC_CONF,
+                 "build sync data in memcached when a mailbox changes"),
+    AP_INIT_TAKE1("DMEPrecacheMaxAge", set_duration, (void *)0, RSRC_CONF,
+                  "age after which a pre-cache is merged, not appended"),
+    AP_INIT_TAKE1("DMEPollInterval", set_duration, (void *)1, RSRC_CONF,
+                  "STATUS poll of users with clients; 0 turns it off"),
+    AP_INIT_TAKE1("DMEHeartbeatMin", set_duration, (void *)2, RSRC_CONF,
+                  "shortest long-poll heartbeat proposed to clients"),
+    AP_INIT_TAKE1("DMEHeartbeatMax", set_duration, (void *)3, RSRC_CONF,
+                  "longest long-poll heartbeat proposed to clients"),
+    AP_INIT_TAKE1("DMEMemcached", set_memcached, NULL, RSRC_CONF,
+                  "memcached servers (libmemcached configuration string)"),
+    AP_INIT_FLAG("DMETechnicalWarningAccepted", set_warning, NULL, RSRC_CONF,
+                 "the technical user has full access to every mailbox"),
     {NULL}};
 
 static int load_key(server_rec *s, apr_pool_t *p)
@@ -395,6 +525,48 @@ static int load_key(server_rec *s, apr_pool_t *p)
     return OK;
 }
 
+static const char *memcached_config(const dme_srv_conf *sc)
+{
+    return sc->memcached ? sc->memcached : "--SERVER=127.0.0.1:11211";
+}
+
+/* Pre-caching reads every user's mailbox in the background; with the
+ * technical user that needs the administrator's explicit consent. */
+static int check_precache(server_rec *s, apr_pool_t *ptemp)
+{
+    dme_srv_conf *sc = ap_get_module_config(s->module_config, &dme_module);
+    const char *why = NULL;
+    dme_mc_t *probe;
+
+    if (!dme_conf_precache(sc)) {
+        return OK;
+    }
+    if (technical_seen && sc->warning_accepted != 1) {
+        ap_log_error(
+            APLOG_MARK, APLOG_EMERG, 0, s,
+            DMELOGNO(
+                10006) "DMEPrecache On with the technical user needs "
+                       "DMETechnicalWarningAccepted On: pre-caching reads "
+                       "every mailbox, so the technical user must have full "
+                       "access to all of them");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (dme_mc_create(&probe, &why, memcached_config(sc),
+                      apr_time_from_msec(200), 1, ptemp) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     DMELOGNO(10008) "DMEMemcached: %s",
+                     why ? why : "not usable");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (dme_conf_hb_min(sc) > dme_conf_hb_max(sc)) {
+        ap_log_error(
+            APLOG_MARK, APLOG_EMERG, 0, s,
+            DMELOGNO(10007) "DMEHeartbeatMin is above DMEHeartbeatMax");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
 static int dme_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                            apr_pool_t *ptemp, server_rec *s)
 {
@@ -407,7 +579,10 @@ static int dme_post_config(apr_pool_t *pconf, apr_pool_t *plog,
             DMELOGNO(10003) "cannot initialise curl, libxml2 or GMime");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    make_shared_flag(pconf, s);
+    make_counters(pconf, s);
+    if (check_precache(s, ptemp) != OK || dme_bg_post_config(pconf, s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     if (!password_mode_seen) {
         return OK;
     }
@@ -423,21 +598,31 @@ static int dme_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp)
 {
     password_mode_seen = 0; /* config is read twice at startup */
+    technical_seen = 0;
     return OK;
 }
 
 static void dme_child_init(apr_pool_t *p, server_rec *s)
 {
+    dme_srv_conf *sc = ap_get_module_config(s->module_config, &dme_module);
     apr_status_t rv;
 
     rv = dme_imap_pool_create(&imap_pool, 16, apr_time_from_sec(60), p);
     if (rv == APR_SUCCESS) {
         rv = dme_store_init(p);
     }
+    if (rv == APR_SUCCESS && dme_conf_precache(sc)) {
+        rv = dme_mc_create(&mc, NULL, memcached_config(sc),
+                           apr_time_from_msec(200), 32, p);
+        if (rv == APR_SUCCESS) {
+            dme_bg_child_init(p, s);
+        }
+    }
     if (rv != APR_SUCCESS) {
         ap_log_error(
             APLOG_MARK, APLOG_CRIT, rv, s,
-            DMELOGNO(10004) "cannot set up the IMAP pool or the store");
+            DMELOGNO(
+                10004) "cannot set up the IMAP pool, the store or memcached");
     }
 }
 
@@ -447,6 +632,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_post_config(dme_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(dme_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(dme_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    dme_bg_register_hooks();
 }
 
 AP_DECLARE_MODULE(dme) = {STANDARD20_MODULE_STUFF,

@@ -37,6 +37,12 @@ typedef struct dme_dir_conf {
 
 /* Per-server (process-wide for the main server) state. */
 typedef struct dme_srv_conf {
+    int precache;                /* -1 unset, 0 off, 1 on */
+    apr_interval_time_t max_age; /* of a pre-cache before a merge */
+    const char *memcached;       /* libmemcached configuration string */
+    apr_interval_time_t poll;    /* STATUS poll interval, 0: no polling */
+    int warning_accepted;        /* technical user may pre-cache */
+    apr_interval_time_t hb_min, hb_max; /* long-poll heartbeat bounds */
     const char *key_file;
     dme_crypto_key_t *key;      /* loaded in post_config when needed */
     dme_imap_pool_t *imap_pool; /* per child process */
@@ -48,6 +54,20 @@ apr_interval_time_t dme_conf_timeout(const dme_dir_conf *c);
 int dme_conf_retry_after(const dme_dir_conf *c);
 apr_off_t dme_conf_max_body(const dme_dir_conf *c);
 int dme_conf_access(const dme_dir_conf *c);
+int dme_conf_precache(const dme_srv_conf *c);
+apr_interval_time_t dme_conf_max_age(const dme_srv_conf *c);
+apr_interval_time_t dme_conf_hb_min(const dme_srv_conf *c);
+apr_interval_time_t dme_conf_hb_max(const dme_srv_conf *c);
+
+/* Shared by every child through anonymous shared memory. */
+typedef struct dme_counters_t {
+    apr_uint32_t mail_down; /* non-zero while the mail system is down */
+    apr_uint32_t mc_down;   /* non-zero while memcached is down */
+    apr_uint32_t builds, merges, appends, hits, misses, fallbacks;
+    apr_uint32_t status_hits, pushes, push_failures, wakeups;
+} dme_counters_t;
+
+dme_counters_t *dme_glue_counters(void);
 
 /* The handler, in dme_handler.c. */
 int dme_handler(request_rec *r);
@@ -55,7 +75,30 @@ int dme_handler(request_rec *r);
 /* The process's IMAP pool, shared by every virtual host. */
 dme_imap_pool_t *dme_glue_imap_pool(void);
 
-/* Non-zero while the mail system is known to be down (all processes). */
-apr_uint32_t *dme_glue_mail_down(void);
+/* The process's memcached handle, NULL when pre-caching is off. */
+struct dme_mc_t *dme_glue_mc(void);
+
+/* Mailbox login for a user under a directory config; *needs_password
+ * when the user's stored password must still be filled in. DECLINED to
+ * go on, else an HTTP status. */
+int dme_login_for(dme_imap_login_t *l, int *needs_password,
+                  const dme_dir_conf *dc, const char *user, apr_pool_t *p);
+
+/* Background work, dme_bg.c: queue a pre-cache build of a folder. */
+void dme_bg_queue_build(server_rec *s, const dme_dir_conf *dc, const char *user,
+                        const char *folder);
+/* Per child: start the build worker; post_config: the STATUS poll. */
+void dme_bg_child_init(apr_pool_t *p, server_rec *s);
+int dme_bg_post_config(apr_pool_t *pconf, server_rec *s);
+void dme_bg_register_hooks(void);
+
+/* Logical memcached names shared by the sync path and the builder. */
+const char *dme_pc_key(apr_size_t *len, const char *user, const char *folder,
+                       apr_pool_t *p);
+const char *dme_gen_name(const char *user, const char *folder, apr_pool_t *p);
+
+/* dme_push.c: the push endpoint and the long-poll. */
+int dme_push_handle(request_rec *r, const dme_dir_conf *dc, void *db);
+int dme_wait_run(request_rec *r, const char *client, const char *folder);
 
 #endif

@@ -7,7 +7,7 @@ use lib "$FindBin::Bin/lib";
 use Apache::Test qw(-withtestmore);
 use DmeTest;
 
-plan tests => 22;
+plan tests => 26;
 
 my ($res, $client) = enrol('alice', 'alice-secret');
 is($res->code, 201, 'enrolled');
@@ -50,6 +50,24 @@ $res = request(path => '/dme/sync', user => 'alice', type => 'text/plain',
                body => "<sync xmlns=\"urn:dme:1\"><client>$client</client>"
                        . '<type>import</type></sync>');
 is($res->code, 415, 'wrong content type: 415');
+$res = request(path => '/dme/sync', user => 'alice',
+               type => 'application/xmlfoo', password => 'alice-secret',
+               body => "<sync xmlns=\"urn:dme:1\"><client>$client</client>"
+                       . '<type>import</type></sync>');
+is($res->code, 415, 'a look-alike content type: 415');
+$res = request(path => '/dme/sync', user => 'alice',
+               password => 'alice-secret',
+               body => "<sync xmlns=\"urn:dme:1\"><client>$client</client>"
+                       . '<type>import</type><bogus>1</bogus></sync>');
+is($res->code, 400, 'an unknown child element: 400');
+$res = request(path => '/dme/sync', user => 'alice',
+               password => 'alice-secret',
+               body => "<sync xmlns=\"urn:dme:1\"><client>$client</client>"
+                       . '<type>manual</type><key>+5</key></sync>');
+is($res->code, 400, 'a key with a sign: 400');
+$res = request(method => 'TRACE', path => '/dme/sync', user => 'alice',
+               password => 'alice-secret');
+is($res->code, 405, 'TRACE is off (it would echo the credentials)');
 $res = request(method => 'GET', path => '/dme/sync', user => 'alice',
                password => 'alice-secret');
 is($res->code, 405, 'GET on sync: 405');
