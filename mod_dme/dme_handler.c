@@ -681,6 +681,7 @@ static int run_sync(req_t *q, const sync_args_t *a, dme_sync_state_t *st,
     dme_sync_state_t nst;
     dme_sync_req_t rq;
     const char *body;
+    unsigned int cmds;
     dme_imap_t *s;
     apr_size_t len;
     apr_status_t rv;
@@ -699,7 +700,10 @@ static int run_sync(req_t *q, const sync_args_t *a, dme_sync_state_t *st,
     if ((rc = with_mailbox(&s, q)) != DECLINED) {
         return rc;
     }
+    cmds = dme_imap_commands(s);
     rv = sync_best(&res, q, s, a, &rq, next);
+    apr_atomic_add32(&dme_glue_counters()->imap_commands,
+                     dme_imap_commands(s) - cmds);
     dme_imap_release(dme_glue_imap_pool(), s);
     if (rv == DME_ENOMBOX || rv == APR_EINVAL) {
         return fail(q, HTTP_NOT_FOUND, "no-such-folder", "No such folder");
@@ -905,10 +909,10 @@ static int counters_page(req_t *q)
                "builds: %u\nappends: %u\nmerges: %u\nhits: %u\n"
                "misses: %u\nfallbacks: %u\nstatus_hits: %u\npushes: %u\n"
                "push_failures: %u\nwakeups: %u\nmail_down: %u\n"
-               "memcached_down: %u\n",
+               "memcached_down: %u\nsync_imap_commands: %u\n",
                c->builds, c->appends, c->merges, c->hits, c->misses,
                c->fallbacks, c->status_hits, c->pushes, c->push_failures,
-               c->wakeups, c->mail_down, c->mc_down);
+               c->wakeups, c->mail_down, c->mc_down, c->imap_commands);
     return OK;
 }
 

@@ -65,6 +65,7 @@ typedef struct dme_counters_t {
     apr_uint32_t mc_down;   /* non-zero while memcached is down */
     apr_uint32_t builds, merges, appends, hits, misses, fallbacks;
     apr_uint32_t status_hits, pushes, push_failures, wakeups;
+    apr_uint32_t imap_commands; /* sent by syncs, for measurements */
 } dme_counters_t;
 
 dme_counters_t *dme_glue_counters(void);
