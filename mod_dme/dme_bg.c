@@ -218,21 +218,52 @@ static apr_status_t build(job_t *j, ap_dbd_t *db)
     return rv;
 }
 
-/* One job under the cross-process lock; APR_EAGAIN to try again soon. */
+/* Mark the folder as changed again for whoever builds it now. */
+static void mark_dirty(job_t *j, const char *dirty)
+{
+    dme_mc_blob_set(dme_glue_mc(), "dirty", dirty, strlen(dirty), "1", 1,
+                    BUILD_LOCK_TTL);
+}
+
+/* Whether a change came while we built; the mark is taken away. */
+static int take_dirty(job_t *j, const char *dirty)
+{
+    const char *v;
+    apr_size_t len;
+
+    if (dme_mc_blob_get(&v, &len, dme_glue_mc(), "dirty", dirty, strlen(dirty),
+                        j->pool) != APR_SUCCESS) {
+        return 0;
+    }
+    dme_mc_blob_delete(dme_glue_mc(), "dirty", dirty, strlen(dirty));
+    return 1;
+}
+
+/* One job under the cross-process lock. A job that finds the folder
+ * being built elsewhere leaves a mark for the builder and is done, so a
+ * burst of changes spread over processes and servers coalesces too; it
+ * tries the lock once more after marking, in case the builder finished
+ * in between and never saw the mark. APR_EAGAIN: build again soon. */
 static apr_status_t run_job(job_t *j)
 {
     const char *lock = apr_pstrcat(j->pool, "build\n", j->key, NULL);
+    const char *dirty = apr_pstrcat(j->pool, "dirty\n", j->key, NULL);
     const char *token = NULL;
     ap_dbd_t *db;
     apr_status_t rv;
 
     rv = dme_mc_lock(&token, dme_glue_mc(), lock, BUILD_LOCK_TTL, j->pool);
     if (rv == APR_EEXIST) {
-        return APR_EAGAIN; /* another process or server builds it now */
+        mark_dirty(j, dirty);
+        rv = dme_mc_lock(&token, dme_glue_mc(), lock, BUILD_LOCK_TTL, j->pool);
+        if (rv == APR_EEXIST) {
+            return APR_SUCCESS; /* the builder will see the mark */
+        }
     }
     if (rv != APR_SUCCESS) {
         return rv;
     }
+    take_dirty(j, dirty);
     db = dbd_open ? dbd_open(j->pool, bg.s) : NULL;
     if (db && dme_store_conn_init(db->driver, db->handle, db->pool)) {
         dbd_close(bg.s, db);
@@ -242,6 +273,9 @@ static apr_status_t run_job(job_t *j)
     dme_mc_unlock(dme_glue_mc(), lock, token, j->pool);
     if (rv == APR_SUCCESS) {
         push_clients(j, db);
+        if (take_dirty(j, dirty)) {
+            rv = APR_EAGAIN; /* changed while we built: once more, soon */
+        }
     }
     if (db) {
         dbd_close(bg.s, db);
