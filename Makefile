@@ -17,7 +17,7 @@ MOD_SO     = mod_dme/.libs/mod_dme.so
 UNIT_SRC   = $(sort $(wildcard t/unit/test_*.c))
 UNIT_BIN   = $(UNIT_SRC:.c=)
 
-.PHONY: all deps run stop test unit-test apache-test lint fuzz clean
+.PHONY: all deps run stop test unit-test apache-test lint fuzz clean bench
 
 all: $(MOD_SO)
 
@@ -54,6 +54,9 @@ run: all
 
 stop:
 	./scripts/run.sh stop
+
+bench: all
+	./scripts/bench.sh
 
 lint:
 	./scripts/lint.sh

@@ -13,7 +13,7 @@ libjansson-dev
 dovecot-core dovecot-imapd memcached python3 python3-aiosmtpd
 libapache2-mod-perl2 libwww-perl liblwp-protocol-https-perl
 libio-socket-ssl-perl libmail-imapclient-perl
-sqlite3 openssl curl ca-certificates procps iproute2"
+sqlite3 openssl curl ca-certificates procps iproute2 wrk"
 
 missing=""
 for p in $PKGS; do
