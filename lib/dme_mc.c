@@ -695,6 +695,48 @@ apr_status_t dme_mc_unlock(dme_mc_t *mc, const char *name, const char *token,
 
 /* ---- counters ---- */
 
+/* memcached may leave spaces after a number it rewrote in place. */
+static apr_status_t parse_u64(apr_uint64_t *value, const char *v, size_t n)
+{
+    apr_uint64_t x = 0;
+    size_t i = 0;
+
+    while (i < n && v[i] >= '0' && v[i] <= '9') {
+        if (x > (APR_UINT64_MAX - (apr_uint64_t)(v[i] - '0')) / 10) {
+            return DME_EPROTO;
+        }
+        x = x * 10 + (apr_uint64_t)(v[i++] - '0');
+    }
+    if (i == 0) {
+        return DME_EPROTO;
+    }
+    while (i < n && v[i] == ' ') {
+        i++;
+    }
+    if (i != n) {
+        return DME_EPROTO;
+    }
+    *value = x;
+    return APR_SUCCESS;
+}
+
+/* Over the binary protocol, memcached's "not a number" comes back as a
+ * read failure: look at the item before calling the server down. */
+static apr_status_t not_a_number(memcached_st *h, const skey_t *k)
+{
+    char *val = NULL;
+    size_t vlen = 0;
+    apr_uint64_t x;
+    apr_status_t rv = get_item(&val, &vlen, h, k, k->s, k->len);
+
+    if (rv == APR_SUCCESS) {
+        rv = val && parse_u64(&x, val, vlen) == APR_SUCCESS ? DME_EDOWN
+                                                            : DME_EPROTO;
+    }
+    free(val);
+    return rv;
+}
+
 static apr_status_t bump(apr_uint64_t *value, memcached_st *h, const skey_t *k,
                          apr_uint32_t expiry)
 {
@@ -709,8 +751,8 @@ static apr_status_t bump(apr_uint64_t *value, memcached_st *h, const skey_t *k,
             rc = memcached_increment(h, k->s, k->len, 1, &n);
         }
     }
-    if (rc == MEMCACHED_CLIENT_ERROR) {
-        return DME_EPROTO;
+    if (rc == MEMCACHED_CLIENT_ERROR || rc == MEMCACHED_UNKNOWN_READ_FAILURE) {
+        return not_a_number(h, k);
     }
     if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_STORED) {
         *value = n;
@@ -735,31 +777,6 @@ apr_status_t dme_mc_incr(apr_uint64_t *value, dme_mc_t *mc, const char *name,
     rv = bump(value, h, &k, expiry_sec);
     give(mc, h);
     return rv;
-}
-
-/* memcached may leave spaces after a number it rewrote in place. */
-static apr_status_t parse_u64(apr_uint64_t *value, const char *v, size_t n)
-{
-    apr_uint64_t x = 0;
-    size_t i = 0;
-
-    while (i < n && v[i] >= '0' && v[i] <= '9') {
-        if (x > (APR_UINT64_MAX - (apr_uint64_t)(v[i] - '0')) / 10) {
-            return DME_EPROTO;
-        }
-        x = x * 10 + (apr_uint64_t)(v[i++] - '0');
-    }
-    if (i == 0) {
-        return DME_EPROTO;
-    }
-    while (i < n && v[i] == ' ') {
-        i++;
-    }
-    if (i != n) {
-        return DME_EPROTO;
-    }
-    *value = x;
-    return APR_SUCCESS;
 }
 
 apr_status_t dme_mc_get_u64(apr_uint64_t *value, dme_mc_t *mc, const char *name)

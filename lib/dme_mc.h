@@ -30,9 +30,12 @@ typedef struct dme_mc_t dme_mc_t;
  * string such as "--SERVER=127.0.0.1:11211 --SERVER=10.0.0.2:11211"; with
  * several servers, keys are spread by consistent hashing (ketama, MD5 as
  * other ketama clients do), so adding a server moves few keys. Options of
- * the string apply (e.g. --BINARY-PROTOCOL), except that this file always
+ * the string apply, except that this file always
  * sets its own timeouts, distribution, CAS support, non-blocking I/O, and
  * turns off "noreply" and request buffering, which would hide failures.
+ * Both protocols work with memcached 1.6 (the unit tests run each);
+ * ASCII, the default, is the one memcached still develops, while
+ * --BINARY-PROTOCOL is deprecated there.
  *
  * timeout (1 ms .. 60 s) bounds each connect, send, receive and the wait
  * for a free handle; max_handles (1 .. 4096) is the most connections per

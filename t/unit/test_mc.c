@@ -781,6 +781,45 @@ static void test_ping(dme_mc_t *mc, int port, apr_pool_t *p)
     CHECK_INT(dme_mc_ping(NULL, mc, p), APR_SUCCESS);
 }
 
+/* With one handle, any call that failed to return it would leave the
+ * next one waiting for the timeout and then APR_EAGAIN. */
+static void test_handles(int port, int binary, apr_pool_t *p)
+{
+    dme_mc_t *mc = open_mc(config_for(port, binary, p), 1, p);
+    dme_mc_blob_info_t info;
+    const char *data, *tok = NULL, *t2;
+    apr_size_t len;
+    apr_uint64_t v;
+    int i, again = 0;
+
+    for (i = 0; mc && i < 5; i++) {
+        apr_status_t rvs[] = {
+            dme_mc_blob_get(&data, &len, mc, "pc", "none", 4, p),
+            dme_mc_blob_info(&info, mc, "pc", "none", 4, p),
+            dme_mc_blob_set(mc, "pc", "one", 3, "v", 1, 60),
+            dme_mc_blob_get(&data, &len, mc, "pc", "one", 3, p),
+            dme_mc_blob_delete(mc, "pc", "one", 3),
+            dme_mc_lock(&tok, mc, "h", 5, p),
+            dme_mc_lock(&t2, mc, "h", 5, p),
+            dme_mc_unlock(mc, "h", "wrong", p),
+            dme_mc_unlock(mc, "h", tok ? tok : "", p),
+            dme_mc_unlock(mc, "h", "gone", p),
+            dme_mc_get_u64(&v, mc, "none"),
+            dme_mc_incr(&v, mc, "h", 5),
+            dme_mc_ping(NULL, mc, p),
+        };
+        size_t j;
+
+        for (j = 0; j < sizeof(rvs) / sizeof(rvs[0]); j++) {
+            again += rvs[j] == APR_EAGAIN;
+        }
+        CHECK_INT(rvs[5], APR_SUCCESS);
+        CHECK_INT(rvs[6], APR_EEXIST);
+        CHECK_INT(rvs[8], APR_SUCCESS);
+    }
+    CHECK_INT(again, 0);
+}
+
 /* Everything above, over one protocol. */
 static void test_protocol(int binary, apr_pool_t *p)
 {
@@ -801,6 +840,7 @@ static void test_protocol(int binary, apr_pool_t *p)
         test_counter(mc, srv[0].port, sub);
         test_limits(mc, sub);
         test_ping(mc, srv[0].port, sub);
+        test_handles(srv[0].port, binary, sub);
     }
     apr_pool_destroy(sub);
     raw(srv[0].port, "flush_all\r\n", 11, &(size_t){0}, p);
