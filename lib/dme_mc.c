@@ -110,6 +110,8 @@ static size_t chunk_key(char out[CHUNK_KEY_MAX], const skey_t *k,
 
 /* ---- handles ---- */
 
+/* libmemcachedutil counts the wait from the start of the current second,
+ * so it can be shorter than mc->wait, never longer. */
 static apr_status_t take(memcached_st **h, dme_mc_t *mc)
 {
     struct timespec wait = mc->wait;
