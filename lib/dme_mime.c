@@ -541,3 +541,269 @@ apr_status_t dme_mime_summarize(dme_mime_summary_t **out, const char *data,
     g_object_unref(msg);
     return APR_SUCCESS;
 }
+
+/* Where the message proper starts: past an mbox "From " line, which GMime
+ * would otherwise read as a header field named "From". */
+static apr_size_t mbox_skip(const char *data, apr_size_t len)
+{
+    const char *nl;
+
+    if (len < 5 || memcmp(data, "From ", 5)) {
+        return 0;
+    }
+    nl = memchr(data, '\n', len);
+    return nl ? (apr_size_t)(nl - data) + 1 : len;
+}
+
+static const char *lower(const char *s, apr_pool_t *p)
+{
+    char *r = apr_pstrdup(p, s), *c;
+
+    for (c = r; *c; c++) {
+        *c = g_ascii_tolower(*c);
+    }
+    return r;
+}
+
+const char *dme_mime_sender_address(const char *data, apr_size_t len,
+                                    apr_pool_t *p)
+{
+    apr_size_t skip = data ? mbox_skip(data, len) : len;
+    GMimeMessage *msg = (skip < len) ? parse(data + skip, len - skip) : NULL;
+    InternetAddressList *from = msg ? g_mime_message_get_from(msg) : NULL;
+    InternetAddress *ia = NULL;
+    const char *addr = NULL, *r = NULL, *c;
+
+    if (from && internet_address_list_length(from) == 1) {
+        ia = internet_address_list_get_address(from, 0);
+    }
+    if (ia && INTERNET_ADDRESS_IS_MAILBOX(ia)) {
+        addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
+    }
+    for (c = addr; c && *c && (unsigned char)*c > ' ' && *c != 0x7f; c++) {
+    }
+    if (c && !*c && strchr(addr, '@')) {
+        r = lower(addr, p);
+    }
+    if (msg) {
+        g_object_unref(msg);
+    }
+    return r;
+}
+
+typedef struct {
+    apr_array_header_t *out;
+    const char *base; /* the message at GMime's stream offset 0 */
+    apr_size_t len;
+    apr_pool_t *p;
+} sigwalk_t;
+
+/* The part's body, transfer-decoded, copied into the pool. */
+static const unsigned char *body_bytes(GMimePart *part, apr_size_t *len,
+                                       apr_pool_t *p)
+{
+    GMimeDataWrapper *w = g_mime_part_get_content(part);
+    GByteArray *b = g_byte_array_new();
+    GMimeStream *mem = g_mime_stream_mem_new_with_byte_array(b);
+    const unsigned char *r;
+
+    g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
+    if (w) {
+        g_mime_data_wrapper_write_to_stream(w, mem);
+    }
+    *len = b->len;
+    r = b->len ? apr_pmemdup(p, b->data, b->len) : (const unsigned char *)"";
+    g_object_unref(mem);
+    g_byte_array_free(b, TRUE);
+    return r;
+}
+
+/* Lowest stream offset of the header fields GMime read for o; -1 when it
+ * read none (fields GMime makes up itself have no offset). */
+static gint64 headers_at(GMimeObject *o)
+{
+    GMimeHeaderList *hl = g_mime_object_get_header_list(o);
+    int i, n = hl ? g_mime_header_list_get_count(hl) : 0;
+    gint64 at = -1;
+
+    for (i = 0; i < n; i++) {
+        gint64 off =
+            g_mime_header_get_offset(g_mime_header_list_get_header_at(hl, i));
+
+        if (off >= 0 && (at < 0 || off < at)) {
+            at = off;
+        }
+    }
+    return at;
+}
+
+/* The line just before the line that starts at s[at]: its start and its
+ * length without the line break. Returns 0 when there is none. */
+static int prev_line(const char *s, apr_size_t at, apr_size_t *start,
+                     apr_size_t *n)
+{
+    apr_size_t e;
+
+    if (at == 0 || s[at - 1] != '\n') {
+        return 0;
+    }
+    e = at - 1;
+    if (e > 0 && s[e - 1] == '\r') {
+        e--;
+    }
+    for (*start = e; *start > 0 && s[*start - 1] != '\n'; (*start)--) {
+    }
+    *n = e - *start;
+    return 1;
+}
+
+/* Whether the line s[0..n) opens a part of the multipart with boundary b:
+ * "--", the boundary, then nothing but blanks (RFC 2046 transport
+ * padding). A closing delimiter ("--b--") does not count. */
+static int is_delimiter(const char *s, apr_size_t n, const char *b)
+{
+    apr_size_t m = strlen(b), i;
+
+    if (n < m + 2 || s[0] != '-' || s[1] != '-' || memcmp(s + 2, b, m)) {
+        return 0;
+    }
+    for (i = m + 2; i < n; i++) {
+        if (s[i] != ' ' && s[i] != '\t') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The exact bytes of the first part of a multipart/signed with boundary b
+ * and signature part sig, as slices of the message itself. GMime found
+ * the parts; their bounds come from the header offsets it recorded and
+ * the delimiter lines around them, never from re-serialising a part.
+ * Returns NULL when the bytes are not where a well-formed message has
+ * them. */
+static const char *signed_bytes(const sigwalk_t *w, GMimeObject *first,
+                                GMimeObject *sig, const char *b,
+                                apr_size_t *len)
+{
+    const char *s = w->base;
+    gint64 h0 = headers_at(first), h1 = headers_at(sig);
+    apr_size_t ls, n, at, ps, end;
+
+    if (h1 <= 0 || (apr_size_t)h1 > w->len || !prev_line(s, h1, &ls, &n) ||
+        !is_delimiter(s + ls, n, b) || ls == 0 || s[ls - 1] != '\n') {
+        return NULL;
+    }
+    /* the line break before a delimiter belongs to the delimiter */
+    end = (ls > 1 && s[ls - 2] == '\r') ? ls - 2 : ls - 1;
+    for (at = ls;; at = ps) {
+        if (!prev_line(s, at, &ps, &n)) {
+            return NULL;
+        }
+        if (is_delimiter(s + ps, n, b)) {
+            break;
+        }
+    }
+    /* A part without header fields starts with its empty line. */
+    if (at >= end || (h0 >= 0 && (apr_size_t)h0 != at) ||
+        (h0 < 0 && s[at] != '\r' && s[at] != '\n')) {
+        return NULL;
+    }
+    *len = end - at;
+    return s + at;
+}
+
+static dme_mime_signed_t *push_signed(sigwalk_t *w)
+{
+    dme_mime_signed_t *s = apr_array_push(w->out);
+
+    memset(s, 0, sizeof(*s));
+    s->smime_type = "";
+    return s;
+}
+
+/* A multipart/signed counts when its last part is a PKCS #7 signature;
+ * its protocol parameter is only the sender's claim. */
+static void add_detached(sigwalk_t *w, GMimeMultipart *mp)
+{
+    int n = g_mime_multipart_get_count(mp);
+    GMimeObject *sig = n > 0 ? g_mime_multipart_get_part(mp, n - 1) : NULL;
+    const char *b =
+        g_mime_object_get_content_type_parameter(GMIME_OBJECT(mp), "boundary");
+    dme_mime_signed_t *s;
+
+    if (!sig || !GMIME_IS_PART(sig) ||
+        !is_pkcs7(mime_type(sig, w->p), "signature")) {
+        return;
+    }
+    s = push_signed(w);
+    s->cms = body_bytes(GMIME_PART(sig), &s->cms_len, w->p);
+    if (n == 2 && b && *b) {
+        s->content = signed_bytes(w, g_mime_multipart_get_part(mp, 0), sig, b,
+                                  &s->content_len);
+    }
+}
+
+static void add_opaque(sigwalk_t *w, GMimeObject *o)
+{
+    const char *st = g_mime_object_get_content_type_parameter(o, "smime-type");
+    dme_mime_signed_t *s;
+
+    if (st && g_ascii_strcasecmp(st, "signed-data") &&
+        g_ascii_strcasecmp(st, "certs-only")) {
+        return;
+    }
+    s = push_signed(w);
+    s->opaque = 1;
+    s->smime_type = st ? lower(st, w->p) : "";
+    s->cms = body_bytes(GMIME_PART(o), &s->cms_len, w->p);
+}
+
+static void find_signed(sigwalk_t *w, GMimeObject *o, int depth)
+{
+    if (!o || depth > DEPTH_MAX || w->out->nelts >= DME_MIME_SIGNED_MAX) {
+        return;
+    }
+    if (GMIME_IS_MESSAGE_PART(o)) {
+        GMimeMessage *m =
+            g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
+
+        find_signed(w, m ? g_mime_message_get_mime_part(m) : NULL, depth + 1);
+    } else if (GMIME_IS_MULTIPART(o)) {
+        GMimeMultipart *mp = GMIME_MULTIPART(o);
+        int i, n = g_mime_multipart_get_count(mp);
+
+        if (!g_ascii_strcasecmp(mime_type(o, w->p), "multipart/signed")) {
+            add_detached(w, mp);
+        }
+        for (i = 0; i < n; i++) {
+            find_signed(w, g_mime_multipart_get_part(mp, i), depth + 1);
+        }
+    } else if (GMIME_IS_PART(o) && is_pkcs7(mime_type(o, w->p), "mime")) {
+        add_opaque(w, o);
+    }
+}
+
+apr_status_t dme_mime_signed_parts(apr_array_header_t **parts, const char *data,
+                                   apr_size_t len, apr_pool_t *p)
+{
+    GMimeMessage *msg;
+    apr_size_t skip;
+    sigwalk_t w;
+
+    if (!parts || !data || !p) {
+        return APR_EINVAL;
+    }
+    *parts = apr_array_make(p, 2, sizeof(dme_mime_signed_t));
+    skip = mbox_skip(data, len);
+    msg = (skip < len) ? parse(data + skip, len - skip) : NULL;
+    if (!msg) {
+        return DME_EPROTO;
+    }
+    w.out = *parts;
+    w.base = data + skip;
+    w.len = len - skip;
+    w.p = p;
+    find_signed(&w, g_mime_message_get_mime_part(msg), 0);
+    g_object_unref(msg);
+    return APR_SUCCESS;
+}

@@ -27,3 +27,5 @@ build() {
 
 build fuzz_imap_parse lib/dme_imap_parse.c
 build fuzz_json_push lib/dme_json.c $(pkg-config --libs jansson)
+build fuzz_smime lib/dme_smime.c lib/dme_mime.c lib/dme_crypto.c lib/dme_log.c \
+    $(pkg-config --cflags --libs gmime-3.0 openssl)
