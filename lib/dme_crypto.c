@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "dme_crypto.h"
@@ -78,6 +79,23 @@ apr_status_t dme_crypto_sha256_hex(char out[65], const void *data,
     unsigned int mdlen = 0;
 
     if (!EVP_Digest(data ? data : "", len, md, &mdlen, EVP_sha256(), NULL) ||
+        mdlen != 32) {
+        ERR_clear_error();
+        return APR_EGENERAL;
+    }
+    to_hex(out, md, 32);
+    return APR_SUCCESS;
+}
+
+apr_status_t dme_crypto_hmac_sha256_hex(char out[65], const void *key,
+                                        apr_size_t klen, const void *data,
+                                        apr_size_t len)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+
+    if (!HMAC(EVP_sha256(), key, (int)klen, data ? data : (const void *)"", len,
+              md, &mdlen) ||
         mdlen != 32) {
         ERR_clear_error();
         return APR_EGENERAL;

@@ -30,6 +30,12 @@ apr_status_t dme_crypto_sha256_hex(char out[65], const void *data,
 
 /* Fills buf with len bytes from OpenSSL's CSPRNG.
  * @return APR_EGENERAL if the generator cannot deliver (not seeded). */
+/* HMAC-SHA-256 of data under key, lowercase hex; APR_EGENERAL if
+ * OpenSSL fails. */
+apr_status_t dme_crypto_hmac_sha256_hex(char out[65], const void *key,
+                                        apr_size_t klen, const void *data,
+                                        apr_size_t len);
+
 apr_status_t dme_crypto_random(void *buf, apr_size_t len);
 
 /* A random identifier of `bytes` random bytes (1..DME_CRYPTO_ID_MAX),

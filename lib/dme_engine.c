@@ -1,6 +1,7 @@
 /* One folder sync straight from the mail system. */
 #include <string.h>
 #include <apr_strings.h>
+#include <apr_lib.h>
 
 #include "dme_engine.h"
 
@@ -19,6 +20,20 @@ static const dme_imap_fetch_t *find_fetch(const apr_array_header_t *fetches,
         }
     }
     return NULL;
+}
+
+/* Signed parts nested in other parts show only as "pkcs7" somewhere in
+ * the head (a content type or a file name), in any case. */
+static int mentions_pkcs7(const char *s, apr_size_t len)
+{
+    apr_size_t i;
+
+    for (i = 0; i + 5 <= len; i++) {
+        if (apr_tolower(s[i]) == 'p' && !strncasecmp(s + i, "pkcs7", 5)) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* Drop one uid from the set the client will hold. */
@@ -74,6 +89,8 @@ static apr_status_t summarize_adds(dme_sync_result_t *res, dme_imap_t *s,
         }
         a = apr_array_push(res->adds);
         a->note = n;
+        a->maybe_signed = strcmp(sum->smime, "signed") == 0 ||
+                          mentions_pkcs7(f->body, f->body_len);
         if (!n->flags || !n->size) {
             /* a pre-cache note: take flags and size from this fetch */
             dme_note_t *full = apr_pmemdup(p, n, sizeof(*n));

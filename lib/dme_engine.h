@@ -20,6 +20,7 @@ typedef struct dme_sync_req_t {
 typedef struct dme_sync_add_t {
     const dme_note_t *note;
     const dme_mime_summary_t *summary; /* never NULL */
+    int maybe_signed; /* its head names pkcs7: worth reading whole */
 } dme_sync_add_t;
 
 typedef struct dme_sync_result_t {

@@ -28,6 +28,7 @@ APLOG_USE_MODULE(dme);
 #define HEAD_BYTES     16384 /* read of each new mail for its summary */
 #define PREVIEW_CHARS  200
 #define MAX_NAME_FIELD 128
+#define HARVEST_MAX    (32 * 1024 * 1024) /* a message handed over */
 
 /* One request's context. */
 typedef struct req_t {
@@ -246,11 +247,10 @@ static int open_db(req_t *q)
     return DECLINED;
 }
 
-/* Read the whole body, refusing more than DMEMaxRequestSize. */
-static int read_body(char **buf, apr_size_t *len, req_t *q)
+/* Read the whole body, refusing more than max bytes. */
+static int read_body_max(char **buf, apr_size_t *len, req_t *q, apr_off_t max)
 {
     request_rec *r = q->r;
-    apr_off_t max = dme_conf_max_body(q->dc);
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
     apr_size_t off = 0;
     long n;
@@ -298,9 +298,11 @@ static int known_fields(const dme_xml_req_t *xr, const char *root)
     static const char *const enrol[] = {"name", "platform", "pushUrl", NULL};
     static const char *const sync[] = {"client", "folder", "type", "key", NULL};
     static const char *const wait[] = {"client", "folder", NULL};
-    const char *const *ok = !strcmp(root, "enrol")  ? enrol
-                            : !strcmp(root, "sync") ? sync
-                                                    : wait;
+    static const char *const certs[] = {"addresses", NULL};
+    const char *const *ok = !strcmp(root, "enrol")          ? enrol
+                            : !strcmp(root, "sync")         ? sync
+                            : !strcmp(root, "certificates") ? certs
+                                                            : wait;
     const apr_array_header_t *f = apr_table_elts(xr->fields);
     int i, j;
 
@@ -330,7 +332,7 @@ static int read_request(dme_xml_req_t **xr, req_t *q, const char *root)
         return fail(q, HTTP_UNSUPPORTED_MEDIA_TYPE, "wrong-type",
                     "Send the request as application/xml");
     }
-    rc = read_body(&buf, &len, q);
+    rc = read_body_max(&buf, &len, q, dme_conf_max_body(q->dc));
     if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
         return fail(q, rc, "too-large", "The request body is too large");
     }
@@ -671,6 +673,30 @@ static apr_status_t sync_best(dme_sync_result_t **res, req_t *q, dme_imap_t *s,
     return APR_SUCCESS;
 }
 
+/* New mail that may be signed is read whole once, for the certificates
+ * of its signers. A failure here never fails the sync. */
+static void harvest_adds(req_t *q, dme_imap_t *s, const dme_sync_result_t *res)
+{
+    apr_array_header_t *out;
+    int i;
+
+    if (!dme_conf_smime_harvest(q->sc)) {
+        return;
+    }
+    for (i = 0; i < res->adds->nelts; i++) {
+        const dme_sync_add_t *a = &APR_ARRAY_IDX(res->adds, i, dme_sync_add_t);
+        const char *msg;
+        apr_size_t len;
+
+        if (a->maybe_signed &&
+            dme_imap_fetch_message(&msg, &len, s, a->note->uid, q->r->pool) ==
+                APR_SUCCESS) {
+            dme_harvest(&out, q->r->server, q->db, q->r->user, msg, len,
+                        q->r->pool);
+        }
+    }
+}
+
 /* Run the sync against the mail system and store the new state. */
 static int run_sync(req_t *q, const sync_args_t *a, dme_sync_state_t *st,
                     const dme_notes_t *held)
@@ -702,6 +728,9 @@ static int run_sync(req_t *q, const sync_args_t *a, dme_sync_state_t *st,
     }
     cmds = dme_imap_commands(s);
     rv = sync_best(&res, q, s, a, &rq, next);
+    if (rv == APR_SUCCESS) {
+        harvest_adds(q, s, res);
+    }
     apr_atomic_add32(&dme_glue_counters()->imap_commands,
                      dme_imap_commands(s) - cmds);
     dme_imap_release(dme_glue_imap_pool(), s);
@@ -860,6 +889,18 @@ static int do_message(req_t *q)
     return OK;
 }
 
+/* The <Location> path, without a trailing slash, for links. */
+static const char *base_path(const req_t *q)
+{
+    const char *b = q->dc->base ? q->dc->base : "";
+    apr_size_t n = strlen(b);
+
+    while (n > 0 && b[n - 1] == '/') {
+        n--;
+    }
+    return apr_pstrmemdup(q->r->pool, b, n);
+}
+
 /* The request's path below the <Location> of the handler. */
 static const char *sub_path(const req_t *q)
 {
@@ -871,6 +912,51 @@ static const char *sub_path(const req_t *q)
         n--;
     }
     return strncmp(uri, base, n) == 0 ? uri + n : uri;
+}
+
+static int do_certificates(req_t *q)
+{
+    const char *list;
+    dme_xml_req_t *xr;
+    int rc;
+
+    if ((rc = read_request(&xr, q, "certificates")) != DECLINED) {
+        return rc;
+    }
+    list = apr_table_get(xr->fields, "addresses");
+    rc = list ? dme_certs_lookup(q->r, q->db, list) : HTTP_BAD_REQUEST;
+    if (rc == HTTP_BAD_REQUEST) {
+        return fail(q, rc, "malformed",
+                    "certificates takes 1 to 50 addresses in <addresses>");
+    }
+    return rc;
+}
+
+/* A client hands over a whole message for its certificates. */
+static int do_harvest(req_t *q)
+{
+    const char *ct = apr_table_get(q->r->headers_in, "Content-Type");
+    apr_size_t len = 0;
+    char *msg;
+    int rc;
+
+    if (!dme_conf_smime_harvest(q->sc)) {
+        return fail(q, HTTP_NOT_FOUND, "no-harvest",
+                    "Certificate harvesting is off on this server");
+    }
+    if (!ct || strncasecmp(ct, "message/rfc822", 14) ||
+        (ct[14] && ct[14] != ';' && ct[14] != ' ')) {
+        return fail(q, HTTP_UNSUPPORTED_MEDIA_TYPE, "wrong-type",
+                    "Send the message as message/rfc822");
+    }
+    rc = read_body_max(&msg, &len, q, HARVEST_MAX);
+    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        return fail(q, rc, "too-large", "The message is too large");
+    }
+    if (rc != OK) {
+        return fail(q, HTTP_BAD_REQUEST, "bad-body", "Unreadable body");
+    }
+    return dme_harvest_run(q->r, q->db, msg, len);
 }
 
 static int do_wait(req_t *q)
@@ -897,12 +983,21 @@ static int do_wait(req_t *q)
     return dme_wait_run(q->r, c->id, folder);
 }
 
+static int print_count(void *r, const char *status, const char *n)
+{
+    ap_rprintf(r, "certificates_%s: %s\n", status, n);
+    return 1;
+}
+
 /* Machine-readable counters, "name: value" lines. */
 static int counters_page(req_t *q)
 {
     const dme_counters_t *c = dme_glue_counters();
     request_rec *r = q->r;
+    apr_table_t *certs = NULL;
 
+    dme_store_cert_counts(&certs, q->db->driver, q->db->handle, apr_time_now(),
+                          r->pool);
     ap_set_content_type(r, "text/plain; charset=utf-8");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     ap_rprintf(r,
@@ -913,6 +1008,9 @@ static int counters_page(req_t *q)
                c->builds, c->appends, c->merges, c->hits, c->misses,
                c->fallbacks, c->status_hits, c->pushes, c->push_failures,
                c->wakeups, c->mail_down, c->mc_down, c->imap_commands);
+    if (certs) {
+        apr_table_do(print_count, r, certs, NULL);
+    }
     return OK;
 }
 
@@ -921,15 +1019,26 @@ static int dispatch(req_t *q, const char *sub)
     request_rec *r = q->r;
     int post = r->method_number == M_POST;
 
-    if (!strcmp(sub, "/clients") || !strcmp(sub, "/sync") ||
-        !strcmp(sub, "/wait")) {
+    static const struct {
+        const char *path;
+        int (*run)(req_t *q);
+    } posts[] = {{"/clients", do_enrol},
+                 {"/sync", do_sync},
+                 {"/wait", do_wait},
+                 {"/certificates", do_certificates},
+                 {"/smime/harvest", do_harvest},
+                 {NULL, NULL}};
+    int i;
+
+    for (i = 0; posts[i].path; i++) {
+        if (strcmp(sub, posts[i].path) != 0) {
+            continue;
+        }
         if (!post) {
             apr_table_setn(r->headers_out, "Allow", "POST");
             return fail(q, HTTP_METHOD_NOT_ALLOWED, "method", "Use POST");
         }
-        return sub[1] == 'c'   ? do_enrol(q)
-               : sub[1] == 's' ? do_sync(q)
-                               : do_wait(q);
+        return posts[i].run(q);
     }
     if (!strcmp(sub, "/message")) {
         if (r->method_number != M_GET) {
@@ -980,6 +1089,9 @@ int dme_handler(request_rec *r)
     }
     if (!strcmp(sub, "/admin/counters")) {
         return counters_page(&q);
+    }
+    if (!strcmp(sub, "/admin/certificates")) {
+        return dme_admin_certs(r, q.db, base_path(&q));
     }
     if ((rc = make_login(&q)) != DECLINED ||
         (rc = keep_password(&q)) != DECLINED) {

@@ -21,6 +21,7 @@
 #include "dme_xml.h"
 #include "dme_store.h"
 #include "dme_mc.h"
+#include "dme_smime.h"
 
 static int password_mode_seen; /* any DMEMailAccess password in config */
 static dme_imap_pool_t *imap_pool;
@@ -103,6 +104,16 @@ int dme_conf_access(const dme_dir_conf *c)
     return c->access == DME_ACCESS_UNSET ? DME_ACCESS_TECHNICAL : c->access;
 }
 
+int dme_conf_smime_harvest(const dme_srv_conf *c)
+{
+    return c->smime_harvest == 1;
+}
+
+int dme_conf_smime_max(const dme_srv_conf *c)
+{
+    return c->smime_max > 0 ? c->smime_max : 10;
+}
+
 int dme_conf_precache(const dme_srv_conf *c)
 {
     return c->precache == 1;
@@ -172,6 +183,8 @@ static void *create_srv_conf(apr_pool_t *p, server_rec *s)
     c->warning_accepted = -1;
     c->hb_min = -1;
     c->hb_max = -1;
+    c->smime_harvest = -1;
+    c->smime_max = -1;
     return c;
 }
 
@@ -187,6 +200,11 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(warning_accepted);
     MERGE_INT(hb_min);
     MERGE_INT(hb_max);
+    MERGE_INT(smime_harvest);
+    MERGE_PTR(smime_ca_file);
+    MERGE_INT(smime_max);
+    MERGE_PTR(mail_domain);
+    MERGE_PTR(smime_trust);
     MERGE_PTR(key_file);
     return m;
 }
@@ -430,6 +448,54 @@ static const char *set_duration(cmd_parms *cmd, void *dc, const char *arg)
     }
 }
 
+static const char *set_harvest(cmd_parms *cmd, void *dc, int on)
+{
+    srv_conf(cmd)->smime_harvest = on;
+    return NULL;
+}
+
+static const char *set_smime_ca(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    apr_finfo_t fi;
+
+    if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool) ||
+        fi.filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a readable file",
+                            cmd->cmd->name, arg);
+    }
+    srv_conf(cmd)->smime_ca_file = path;
+    return NULL;
+}
+
+static const char *set_smime_max(cmd_parms *cmd, void *dc, const char *arg)
+{
+    long v;
+    const char *err = parse_long(&v, cmd, arg, 1, 1000);
+
+    if (!err) {
+        srv_conf(cmd)->smime_max = (int)v;
+    }
+    return err;
+}
+
+static const char *set_mail_domain(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *c;
+
+    for (c = arg; *c; c++) {
+        if (!apr_isalnum(*c) && *c != '.' && *c != '-') {
+            return apr_psprintf(cmd->pool, "%s: '%s' is not a domain name",
+                                cmd->cmd->name, arg);
+        }
+    }
+    if (!*arg) {
+        return apr_psprintf(cmd->pool, "%s: empty domain", cmd->cmd->name);
+    }
+    srv_conf(cmd)->mail_domain = apr_pstrdup(cmd->pool, arg);
+    return NULL;
+}
+
 static const char *set_memcached(cmd_parms *cmd, void *dc, const char *arg)
 {
     if (!*arg || strpbrk(arg, "\r\n")) {
@@ -494,6 +560,14 @@ static const command_rec dme_cmds[] = {
                   "longest long-poll heartbeat proposed to clients"),
     AP_INIT_TAKE1("DMEMemcached", set_memcached, NULL, RSRC_CONF,
                   "memcached servers (libmemcached configuration string)"),
+    AP_INIT_FLAG("DMESmimeHarvest", set_harvest, NULL, RSRC_CONF,
+                 "store S/MIME certificates of external senders"),
+    AP_INIT_TAKE1("DMESmimeCAFile", set_smime_ca, NULL, RSRC_CONF,
+                  "trust anchors for harvested certificates"),
+    AP_INIT_TAKE1("DMESmimeMaxCertificates", set_smime_max, NULL, RSRC_CONF,
+                  "certificates per address lookup answer (1-1000)"),
+    AP_INIT_TAKE1("DMEMailDomain", set_mail_domain, NULL, RSRC_CONF,
+                  "domain of users' addresses (user@domain)"),
     AP_INIT_FLAG("DMETechnicalWarningAccepted", set_warning, NULL, RSRC_CONF,
                  "the technical user has full access to every mailbox"),
     {NULL}};
@@ -567,6 +641,34 @@ static int check_precache(server_rec *s, apr_pool_t *ptemp)
     return OK;
 }
 
+/* Trust anchors for harvested certificates, read once at startup. */
+static int load_trust(server_rec *s, apr_pool_t *pconf)
+{
+    dme_srv_conf *sc = ap_get_module_config(s->module_config, &dme_module);
+    apr_status_t rv;
+    server_rec *v;
+
+    if (!dme_conf_smime_harvest(sc)) {
+        return OK;
+    }
+    rv = dme_smime_trust_load(&sc->smime_trust, sc->smime_ca_file, pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(
+            APLOG_MARK, APLOG_EMERG, rv, s,
+            DMELOGNO(10009) "DMESmimeCAFile: cannot load trust anchors from %s",
+            sc->smime_ca_file ? sc->smime_ca_file : "the system bundle");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    for (v = s->next; v; v = v->next) {
+        dme_srv_conf *vc = ap_get_module_config(v->module_config, &dme_module);
+
+        if (!vc->smime_trust) {
+            vc->smime_trust = sc->smime_trust;
+        }
+    }
+    return OK;
+}
+
 static int dme_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                            apr_pool_t *ptemp, server_rec *s)
 {
@@ -580,6 +682,9 @@ static int dme_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     make_counters(pconf, s);
+    if (dme_admin_init() != APR_SUCCESS || load_trust(s, pconf) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     if (check_precache(s, ptemp) != OK || dme_bg_post_config(pconf, s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }

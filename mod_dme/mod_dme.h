@@ -43,6 +43,11 @@ typedef struct dme_srv_conf {
     apr_interval_time_t poll;    /* STATUS poll interval, 0: no polling */
     int warning_accepted;        /* technical user may pre-cache */
     apr_interval_time_t hb_min, hb_max; /* long-poll heartbeat bounds */
+    int smime_harvest;                  /* -1 unset, 0 off, 1 on */
+    const char *smime_ca_file;          /* trust anchors; NULL: system bundle */
+    int smime_max;                      /* certificates per lookup answer */
+    const char *mail_domain;            /* users' addresses are user@domain */
+    struct dme_smime_trust_t *smime_trust; /* loaded in post_config */
     const char *key_file;
     dme_crypto_key_t *key;      /* loaded in post_config when needed */
     dme_imap_pool_t *imap_pool; /* per child process */
@@ -55,6 +60,8 @@ int dme_conf_retry_after(const dme_dir_conf *c);
 apr_off_t dme_conf_max_body(const dme_dir_conf *c);
 int dme_conf_access(const dme_dir_conf *c);
 int dme_conf_precache(const dme_srv_conf *c);
+int dme_conf_smime_harvest(const dme_srv_conf *c);
+int dme_conf_smime_max(const dme_srv_conf *c);
 apr_interval_time_t dme_conf_max_age(const dme_srv_conf *c);
 apr_interval_time_t dme_conf_hb_min(const dme_srv_conf *c);
 apr_interval_time_t dme_conf_hb_max(const dme_srv_conf *c);
@@ -97,6 +104,21 @@ void dme_bg_register_hooks(void);
 const char *dme_pc_key(apr_size_t *len, const char *user, const char *folder,
                        apr_pool_t *p);
 const char *dme_gen_name(const char *user, const char *folder, apr_pool_t *p);
+
+/* dme_smime_glue.c: harvest and lookup of S/MIME certificates. */
+typedef struct dme_harvest_result_t {
+    const char *reason;      /* no-signature ... stored, already-stored */
+    const char *fingerprint; /* of the signer's certificate, or NULL */
+} dme_harvest_result_t;
+apr_status_t dme_harvest(apr_array_header_t **out, server_rec *s, void *db,
+                         const char *user, const char *msg, apr_size_t len,
+                         apr_pool_t *p);
+int dme_harvest_run(request_rec *r, void *db, const char *msg, apr_size_t len);
+int dme_certs_lookup(request_rec *r, void *db, const char *addresses);
+
+/* dme_admin.c: admin pages. */
+apr_status_t dme_admin_init(void);
+int dme_admin_certs(request_rec *r, void *db, const char *base);
 
 /* dme_push.c: the push endpoint and the long-poll. */
 int dme_push_handle(request_rec *r, const dme_dir_conf *dc, void *db);

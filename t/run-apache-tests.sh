@@ -120,6 +120,7 @@ write_services_conf() {
         echo "Define DME_SMTP smtp://127.0.0.1:$SMTP_PORT"
         echo "Define DME_MEMCACHED 127.0.0.1:$MC_PORT"
         echo "Define DME_SERVICES $SVC"
+        echo "Define DME_SMIME_CA $SVC/smime/anchors.pem"
         echo "TypesConfig /etc/mime.types"
         echo "<IfModule !mpm_event_module>"
         echo "    LoadModule mpm_event_module $MODULES_DIR/mod_mpm_event.so"
@@ -148,6 +149,10 @@ start_services() {
         >/dev/null
     memcached_start "$SVC" "$MC_PORT"
     smtp_start "$SVC" "$SMTP_PORT"
+    # A test CA and signers for the S/MIME suites (anchors for the server).
+    "$T/smime-ca.sh" "$SVC/smime" bob=bob@external.test \
+        carol=carol@external.test dave=dave@external.test \
+        erin=erin@external.test alice=alice@example.org
 }
 
 main() {

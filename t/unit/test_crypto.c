@@ -344,5 +344,15 @@ int main(void)
     }
     apr_pool_destroy(p);
     apr_terminate();
+    {
+        /* RFC 4231 test case 2 */
+        char h[65];
+
+        CHECK_INT(dme_crypto_hmac_sha256_hex(
+                      h, "Jefe", 4, "what do ya want for nothing?", 28),
+                  APR_SUCCESS);
+        CHECK_STR(h, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec5"
+                     "8b964ec3843");
+    }
     return unit_done("test_crypto");
 }
