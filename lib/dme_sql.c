@@ -52,6 +52,72 @@
 #define SCHEMA_V2_PUSH_URL "ALTER TABLE clients ADD COLUMN push_url TEXT"
 #define SCHEMA_V2_RECORD   "INSERT INTO dme_schema (version) VALUES (2)"
 
+/* Version 3: S/MIME certificates of external people. `addresses` is the
+ * certificate's list as a JSON array; certificate_addresses indexes it for
+ * lookups by address (its primary key leads with the address) and is kept
+ * by the database, so one statement stores or deletes both. Like version
+ * 1 the step may run again over its own tables (a database whose version
+ * rows were lost); the version row it adds stops a racer as before. */
+#define CERT_TABLE(int64)                                                      \
+    "CREATE TABLE IF NOT EXISTS certificates ("                                \
+    "fingerprint TEXT NOT NULL PRIMARY KEY, der TEXT NOT NULL, "               \
+    "issuer TEXT NOT NULL, serial TEXT NOT NULL, "                             \
+    "not_before " int64 " NOT NULL, not_after " int64 " NOT NULL, "            \
+    "addresses TEXT NOT NULL, key_usage TEXT NOT NULL, "                       \
+    "can_encrypt INTEGER NOT NULL, status TEXT NOT NULL, "                     \
+    "source_message_id TEXT NOT NULL, source_user TEXT, "                      \
+    "harvested " int64 " NOT NULL, UNIQUE (issuer, serial))"
+#define CERT_ADDRESS_TABLE                                                     \
+    "CREATE TABLE IF NOT EXISTS certificate_addresses ("                       \
+    "address TEXT NOT NULL, fingerprint TEXT NOT NULL "                        \
+    "REFERENCES certificates (fingerprint) ON DELETE CASCADE, "                \
+    "PRIMARY KEY (address, fingerprint))"
+#define CERT_ADDRESS_INDEX                                                     \
+    "CREATE INDEX IF NOT EXISTS certificate_addresses_by_fingerprint "         \
+    "ON certificate_addresses (fingerprint)"
+#define SCHEMA_V3_RECORD "INSERT INTO dme_schema (version) VALUES (3)"
+
+/* Taken or not, the row is left as it is: the first harvest stays. */
+#define CERT_PUT                                                               \
+    "INSERT INTO certificates (fingerprint, der, issuer, serial, "             \
+    "not_before, not_after, addresses, key_usage, can_encrypt, status, "       \
+    "source_message_id, source_user, harvested) VALUES (%s, %s, %s, %s, "      \
+    "%lld, %lld, %s, %s, %lld, %s, %s, %s, %lld) ON CONFLICT DO NOTHING"
+#define CERT_SELECT(addresses)                                                 \
+    "SELECT c.fingerprint, c.der, c.issuer, c.serial, c.not_before, "          \
+    "c.not_after, " addresses ", c.key_usage, c.can_encrypt, c.status, "       \
+    "c.source_message_id, c.source_user, c.harvested FROM certificates c "
+#define CERT_GET_BY(addresses) CERT_SELECT(addresses) "WHERE c.fingerprint = %s"
+#define CERT_FIND_BY(addresses)                                                \
+    CERT_SELECT(addresses)                                                     \
+    "JOIN certificate_addresses a ON a.fingerprint = c.fingerprint "           \
+    "WHERE a.address = %s ORDER BY c.not_after DESC, c.fingerprint"
+/* The pattern comes escaped with a backslash; no index helps a pattern
+ * that starts with a wildcard, and the admin page is the only user. */
+#define CERT_SEARCH_BY(addresses)                                              \
+    CERT_SELECT(addresses)                                                     \
+    "WHERE c.fingerprint IN (SELECT fingerprint FROM certificate_addresses "   \
+    "WHERE address LIKE %s ESCAPE '\\') ORDER BY (SELECT MIN(address) "        \
+    "FROM certificate_addresses m WHERE m.fingerprint = c.fingerprint), "      \
+    "c.not_after DESC, c.fingerprint LIMIT %lld"
+#define CERT_DELETE "DELETE FROM certificates WHERE fingerprint = %s"
+#define CERT_SET_STATUS                                                        \
+    "UPDATE certificates SET status = %s WHERE fingerprint = %s"
+#define CERT_COUNTS                                                            \
+    "SELECT s, COUNT(*) FROM (SELECT CASE WHEN not_after < %lld "              \
+    "THEN 'expired' ELSE status END AS s FROM certificates) t GROUP BY s"
+/* An expired certificate goes once every address it names has an
+ * unexpired one: one whose other address has no successor keeps serving
+ * that address its reason ("expired"). */
+#define CERT_PURGE                                                             \
+    "DELETE FROM certificates WHERE not_after < %lld AND fingerprint IN "      \
+    "(SELECT fingerprint FROM certificate_addresses WHERE address = %s) "      \
+    "AND NOT EXISTS (SELECT 1 FROM certificate_addresses o "                   \
+    "WHERE o.fingerprint = certificates.fingerprint AND NOT EXISTS "           \
+    "(SELECT 1 FROM certificate_addresses r JOIN certificates n "              \
+    "ON n.fingerprint = r.fingerprint "                                        \
+    "WHERE r.address = o.address AND n.not_after >= %lld))"
+
 /* ---- SQLite ---- */
 
 /* The busy timeout comes first: switching to WAL needs a lock that
@@ -94,13 +160,39 @@ static const char *const sqlite_schema_v2[] = {
     NULL,
 };
 
+/* SQLite enforces foreign keys only when a connection asks, so a trigger
+ * deletes the addresses; WITH is not allowed in a trigger, json_each is. */
+static const char *const sqlite_schema_v3[] = {
+    CERT_TABLE("INTEGER"),
+    CERT_ADDRESS_TABLE " WITHOUT ROWID",
+    CERT_ADDRESS_INDEX,
+
+    "CREATE TRIGGER IF NOT EXISTS certificates_index "
+    "AFTER INSERT ON certificates BEGIN "
+    "INSERT INTO certificate_addresses (address, fingerprint) "
+    "SELECT DISTINCT value, NEW.fingerprint FROM json_each(NEW.addresses); "
+    "END",
+
+    "CREATE TRIGGER IF NOT EXISTS certificates_unindex "
+    "AFTER DELETE ON certificates BEGIN "
+    "DELETE FROM certificate_addresses WHERE fingerprint = OLD.fingerprint; "
+    "END",
+
+    SCHEMA_V3_RECORD,
+    NULL,
+};
+
+/* group_concat keeps the order json_each gives, the array's. */
+#define SQLITE_CERT_ADDRESSES                                                  \
+    "(SELECT group_concat(value, char(10)) FROM json_each(c.addresses))"
+
 static const dme_sql_dialect_t sqlite = {
     "sqlite3",
     sqlite_conn_init,
     "SELECT COUNT(*) FROM sqlite_master "
     "WHERE type = 'table' AND name = 'dme_schema'",
     SCHEMA_VERSION,
-    {sqlite_schema_v1, sqlite_schema_v2},
+    {sqlite_schema_v1, sqlite_schema_v2, sqlite_schema_v3},
     {
         [DME_SQL_USER_PASSWORD_GET] = USER_PASSWORD_GET,
         [DME_SQL_USER_PASSWORD_SET] = USER_PASSWORD_SET,
@@ -113,6 +205,14 @@ static const dme_sql_dialect_t sqlite = {
         [DME_SQL_SYNC_UPDATE] = SYNC_UPDATE,
         [DME_SQL_SYNC_CREATE] = SYNC_CREATE,
         [DME_SQL_SYNC_DELETE] = SYNC_DELETE,
+        [DME_SQL_CERT_PUT] = CERT_PUT,
+        [DME_SQL_CERT_GET] = CERT_GET_BY(SQLITE_CERT_ADDRESSES),
+        [DME_SQL_CERT_FIND] = CERT_FIND_BY(SQLITE_CERT_ADDRESSES),
+        [DME_SQL_CERT_SEARCH] = CERT_SEARCH_BY(SQLITE_CERT_ADDRESSES),
+        [DME_SQL_CERT_DELETE] = CERT_DELETE,
+        [DME_SQL_CERT_SET_STATUS] = CERT_SET_STATUS,
+        [DME_SQL_CERT_COUNTS] = CERT_COUNTS,
+        [DME_SQL_CERT_PURGE] = CERT_PURGE,
     },
 };
 
@@ -152,12 +252,40 @@ static const char *const pgsql_schema_v2[] = {
     NULL,
 };
 
+/* The foreign key deletes the addresses. EXECUTE PROCEDURE, not
+ * FUNCTION: servers before 11 know only the older spelling. */
+static const char *const pgsql_schema_v3[] = {
+    CERT_TABLE("BIGINT"),
+    CERT_ADDRESS_TABLE,
+    CERT_ADDRESS_INDEX,
+
+    "CREATE OR REPLACE FUNCTION dme_certificates_index() RETURNS trigger "
+    "LANGUAGE plpgsql AS $$BEGIN "
+    "INSERT INTO certificate_addresses (address, fingerprint) "
+    "SELECT DISTINCT a, NEW.fingerprint "
+    "FROM json_array_elements_text(NEW.addresses::json) AS a; "
+    "RETURN NULL; END$$",
+
+    "DROP TRIGGER IF EXISTS certificates_index ON certificates",
+
+    "CREATE TRIGGER certificates_index AFTER INSERT ON certificates "
+    "FOR EACH ROW EXECUTE PROCEDURE dme_certificates_index()",
+
+    SCHEMA_V3_RECORD,
+    NULL,
+};
+
+#define PGSQL_CERT_ADDRESSES                                                   \
+    "(SELECT string_agg(a, chr(10) ORDER BY n) "                               \
+    "FROM json_array_elements_text(c.addresses::json) "                        \
+    "WITH ORDINALITY AS t(a, n))"
+
 static const dme_sql_dialect_t pgsql = {
     "pgsql",
     pgsql_conn_init,
     "SELECT CASE WHEN to_regclass('dme_schema') IS NULL THEN 0 ELSE 1 END",
     SCHEMA_VERSION,
-    {pgsql_schema_v1, pgsql_schema_v2},
+    {pgsql_schema_v1, pgsql_schema_v2, pgsql_schema_v3},
     {
         [DME_SQL_USER_PASSWORD_GET] = USER_PASSWORD_GET,
         [DME_SQL_USER_PASSWORD_SET] = USER_PASSWORD_SET,
@@ -170,6 +298,14 @@ static const dme_sql_dialect_t pgsql = {
         [DME_SQL_SYNC_UPDATE] = SYNC_UPDATE,
         [DME_SQL_SYNC_CREATE] = SYNC_CREATE,
         [DME_SQL_SYNC_DELETE] = SYNC_DELETE,
+        [DME_SQL_CERT_PUT] = CERT_PUT,
+        [DME_SQL_CERT_GET] = CERT_GET_BY(PGSQL_CERT_ADDRESSES),
+        [DME_SQL_CERT_FIND] = CERT_FIND_BY(PGSQL_CERT_ADDRESSES),
+        [DME_SQL_CERT_SEARCH] = CERT_SEARCH_BY(PGSQL_CERT_ADDRESSES),
+        [DME_SQL_CERT_DELETE] = CERT_DELETE,
+        [DME_SQL_CERT_SET_STATUS] = CERT_SET_STATUS,
+        [DME_SQL_CERT_COUNTS] = CERT_COUNTS,
+        [DME_SQL_CERT_PURGE] = CERT_PURGE,
     },
 };
 

@@ -10,12 +10,17 @@
  * serialises all SQLite calls of a process through one mutex, so a
  * transaction spread over several calls would make the process's other
  * threads wait on its locks. SQLite 3.24 or newer is needed for upserts.
+ *
+ * A certificate and its rows in certificate_addresses are one write too:
+ * the row keeps its addresses as a JSON array, and triggers in the schema
+ * fill and empty the address table as the row comes and goes. SQLite needs
+ * its JSON functions for that (built in since 3.38, an option before).
  */
 #ifndef DME_SQL_H
 #define DME_SQL_H
 
 /* The schema version the statements below are written for. */
-#define DME_SQL_SCHEMA_VERSION 2
+#define DME_SQL_SCHEMA_VERSION 3
 
 /* The parameterised statements, by purpose. */
 typedef enum {
@@ -37,6 +42,28 @@ typedef enum {
                                   prev_response, now): inserts, or updates a
                                   row whose key is 0; else no-op */
     DME_SQL_SYNC_DELETE,       /* (client, folder) */
+    DME_SQL_CERT_PUT,          /* (fingerprint, der, issuer, serial,
+                                  not_before, not_after, addresses, key_usage,
+                                  can_encrypt, status, source_message_id,
+                                  source_user, harvested); no-op if the
+                                  fingerprint or issuer and serial is taken */
+    DME_SQL_CERT_GET,          /* (fingerprint) -> fingerprint, der, issuer,
+                                  serial, not_before, not_after, addresses
+                                  (one a line, in their stored order),
+                                  key_usage, can_encrypt, status,
+                                  source_message_id, source_user, harvested */
+    DME_SQL_CERT_FIND,         /* (address) -> rows as CERT_GET, latest
+                                  not_after first */
+    DME_SQL_CERT_SEARCH,       /* (LIKE pattern, limit) -> rows as CERT_GET
+                                  of certificates with a matching address,
+                                  by their least address */
+    DME_SQL_CERT_DELETE,       /* (fingerprint); its addresses go with it */
+    DME_SQL_CERT_SET_STATUS,   /* (status, fingerprint) */
+    DME_SQL_CERT_COUNTS,       /* (now) -> rows of status or "expired",
+                                  count */
+    DME_SQL_CERT_PURGE,        /* (now, address, now): deletes the expired
+                                  certificates of address each of whose
+                                  addresses has an unexpired certificate */
     DME_SQL_COUNT
 } dme_sql_id_t;
 

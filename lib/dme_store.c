@@ -1,10 +1,13 @@
 /* Durable state through apr_dbd. The SQL itself lives in dme_sql.c. */
 #include <string.h>
 
+#include <apr_base64.h>
 #include <apr_hash.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
 
+#include "dme_json.h"
 #include "dme_sql.h"
 #include "dme_store.h"
 
@@ -146,13 +149,35 @@ static apr_status_t query_value(const char **v, const apr_dbd_driver_t *d,
     return APR_SUCCESS;
 }
 
+/* Runs the dialect's connection settings, trying the whole list up to
+ * three times: two processes switching one database to WAL at once can
+ * each hold the shared lock the other's switch waits for, and SQLite then
+ * fails one at once instead of letting them deadlock. Its statement gone,
+ * the other's switch completes, and the next try finds WAL already set. */
+static apr_status_t conn_settings(const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                  const dme_sql_dialect_t *dl, apr_pool_t *p)
+{
+    const char *v;
+    int i, attempt;
+
+    for (attempt = 0; attempt < 3; attempt++) {
+        for (i = 0; dl->conn_init[i]; i++) {
+            if (query_value(&v, d, h, dl->conn_init[i], p) != APR_SUCCESS) {
+                break;
+            }
+        }
+        if (!dl->conn_init[i]) {
+            return APR_SUCCESS;
+        }
+    }
+    return APR_EGENERAL;
+}
+
 apr_status_t dme_store_conn_init(const apr_dbd_driver_t *d, apr_dbd_t *h,
                                  apr_pool_t *p)
 {
     const dme_sql_dialect_t *dl;
-    const char *v;
     conn_t *c;
-    int i;
 
     if (!d || !h || !p) {
         return APR_EINVAL;
@@ -166,10 +191,8 @@ apr_status_t dme_store_conn_init(const apr_dbd_driver_t *d, apr_dbd_t *h,
     if (conn_find(h)) {
         return APR_SUCCESS;
     }
-    for (i = 0; dl->conn_init[i]; i++) {
-        if (query_value(&v, d, h, dl->conn_init[i], p) != APR_SUCCESS) {
-            return APR_EGENERAL;
-        }
+    if (conn_settings(d, h, dl, p) != APR_SUCCESS) {
+        return APR_EGENERAL;
     }
     c = apr_pcalloc(p, sizeof(*c));
     c->h = h;
@@ -414,6 +437,15 @@ apr_status_t dme_store_schema_ensure(const apr_dbd_driver_t *d, apr_dbd_t *h,
      * winner's version; the read after the last try tells if one won. */
     for (attempt = 0;; attempt++) {
         if (schema_read(&version, d, h, dl, p) != APR_SUCCESS) {
+            if (attempt < 3) {
+                /* SQLite fails a legacy statement whose schema another
+                 * process changed between its prepare and its step. */
+                dme_log(lg, DME_LOG_DEBUG, APR_EGENERAL,
+                        DMELOGNO(10406) "reading the schema version failed "
+                                        "(%s); trying again",
+                        apr_dbd_error(d, h, 0));
+                continue;
+            }
             dme_log(lg, DME_LOG_ERR, APR_EGENERAL,
                     DMELOGNO(10401) "cannot read the schema version: %s",
                     apr_dbd_error(d, h, 0));
@@ -690,4 +722,359 @@ apr_status_t dme_store_sync_delete(const apr_dbd_driver_t *d, apr_dbd_t *h,
         return APR_EINVAL;
     }
     return exec(NULL, d, h, DME_SQL_SYNC_DELETE, 2, args, p);
+}
+
+/* ---- certificates ---- */
+
+static const char *const cert_statuses[] = {"unchecked", "good", "revoked",
+                                            "unknown", NULL};
+
+static int status_ok(const char *s)
+{
+    int i;
+
+    for (i = 0; s && cert_statuses[i]; i++) {
+        if (strcmp(s, cert_statuses[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* An ASCII-lowercased copy: addresses and fingerprints are compared so. */
+static char *lower(const char *s, apr_pool_t *p)
+{
+    char *l = apr_pstrdup(p, s), *c;
+
+    for (c = l; *c; c++) {
+        *c = apr_tolower(*c);
+    }
+    return l;
+}
+
+static int fingerprint_ok(const char *fp)
+{
+    int i;
+
+    for (i = 0; fp[i]; i++) {
+        if (!apr_isxdigit(fp[i])) {
+            return 0;
+        }
+    }
+    return i == 64;
+}
+
+/* Printable ASCII without spaces: also keeps the newline that separates
+ * addresses in a result row out of them. */
+static int address_ok(const char *a)
+{
+    const char *c;
+
+    for (c = a; *c; c++) {
+        if (*c < '!' || *c > '~') {
+            return 0;
+        }
+    }
+    return c != a;
+}
+
+/* The addresses as the JSON array the certificate row keeps, lowercased,
+ * each once; NULL if there is none or one is malformed. */
+static const char *addresses_json(const apr_array_header_t *addrs,
+                                  apr_pool_t *p)
+{
+    apr_array_header_t *parts;
+    apr_hash_t *seen = apr_hash_make(p);
+    const char *a;
+    int i;
+
+    if (!addrs || addrs->nelts == 0) {
+        return NULL;
+    }
+    parts = apr_array_make(p, addrs->nelts, sizeof(const char *));
+    for (i = 0; i < addrs->nelts; i++) {
+        a = APR_ARRAY_IDX(addrs, i, const char *);
+        if (!a || !address_ok(a)) {
+            return NULL;
+        }
+        a = lower(a, p);
+        if (!apr_hash_get(seen, a, APR_HASH_KEY_STRING)) {
+            apr_hash_set(seen, a, APR_HASH_KEY_STRING, a);
+            APR_ARRAY_PUSH(parts, const char *) = dme_json_string(a, p);
+        }
+    }
+    return apr_pstrcat(p, "[", apr_array_pstrcat(p, parts, ','), "]", NULL);
+}
+
+static const char *der_encode(const unsigned char *der, apr_size_t len,
+                              apr_pool_t *p)
+{
+    char *b64 = apr_palloc(p, apr_base64_encode_len((int)len));
+
+    apr_base64_encode_binary(b64, der, (int)len);
+    return b64;
+}
+
+/* The statement's arguments for c, in the order of DME_SQL_CERT_PUT;
+ * APR_EINVAL for what the header refuses. */
+static apr_status_t cert_args(const char **args, const dme_stored_cert_t *c,
+                              apr_pool_t *p)
+{
+    const char *status = c->status ? c->status : cert_statuses[0];
+    apr_time_t harvested = c->harvested ? c->harvested : apr_time_now();
+
+    if (!c->fingerprint || !fingerprint_ok(c->fingerprint) || !c->der ||
+        c->der_len == 0 || c->der_len > DME_STORE_CERT_DER_MAX || !c->issuer ||
+        !c->serial || !status_ok(status) ||
+        !(args[6] = addresses_json(c->addresses, p))) {
+        return APR_EINVAL;
+    }
+    args[0] = lower(c->fingerprint, p);
+    args[1] = der_encode(c->der, c->der_len, p);
+    args[2] = c->issuer;
+    args[3] = c->serial;
+    args[4] = num(apr_time_sec(c->not_before), p);
+    args[5] = num(apr_time_sec(c->not_after), p);
+    args[7] = c->key_usage ? c->key_usage : "";
+    args[8] = c->can_encrypt ? "1" : "0";
+    args[9] = status;
+    args[10] = c->source_message_id ? c->source_message_id : "";
+    args[11] = c->source_user;
+    args[12] = num(apr_time_sec(harvested), p);
+    return APR_SUCCESS;
+}
+
+apr_status_t dme_store_cert_put(int *created, const apr_dbd_driver_t *d,
+                                apr_dbd_t *h, const dme_stored_cert_t *c,
+                                apr_pool_t *p)
+{
+    const char *args[13];
+    apr_status_t rv;
+    int n = 0;
+
+    *created = 0;
+    if (!d || !h || !c) {
+        return APR_EINVAL;
+    }
+    if ((rv = cert_args(args, c, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    rv = exec(&n, d, h, DME_SQL_CERT_PUT, 13, args, p);
+    *created = rv == APR_SUCCESS && n > 0;
+    return rv;
+}
+
+#define CERT_NCOLS 13
+
+/* Splits the newline-separated addresses of a result row. */
+static apr_array_header_t *addresses_split(const char *s, apr_pool_t *p)
+{
+    apr_array_header_t *a = apr_array_make(p, 2, sizeof(const char *));
+    char *copy, *tok, *last;
+
+    if (s) {
+        copy = apr_pstrdup(p, s);
+        for (tok = apr_strtok(copy, "\n", &last); tok;
+             tok = apr_strtok(NULL, "\n", &last)) {
+            APR_ARRAY_PUSH(a, const char *) = tok;
+        }
+    }
+    return a;
+}
+
+/* A certificate from the columns of DME_SQL_CERT_GET. */
+static dme_stored_cert_t *cert_from(const char **col, apr_pool_t *p)
+{
+    dme_stored_cert_t *c = apr_pcalloc(p, sizeof(*c));
+    unsigned char *der;
+
+    if (col[1]) {
+        der = apr_palloc(p, apr_base64_decode_len(col[1]));
+        c->der_len = (apr_size_t)apr_base64_decode_binary(der, col[1]);
+        c->der = der;
+    }
+    c->fingerprint = col[0] ? col[0] : "";
+    c->issuer = col[2] ? col[2] : "";
+    c->serial = col[3] ? col[3] : "";
+    c->not_before = apr_time_from_sec(to_num(col[4]));
+    c->not_after = apr_time_from_sec(to_num(col[5]));
+    c->addresses = addresses_split(col[6], p);
+    c->key_usage = col[7] ? col[7] : "";
+    c->can_encrypt = to_num(col[8]) != 0;
+    c->status = col[9] ? col[9] : "";
+    c->source_message_id = col[10] ? col[10] : "";
+    c->source_user = col[11];
+    c->harvested = apr_time_from_sec(to_num(col[12]));
+    return c;
+}
+
+/* Runs a select of certificates into *certs, as dme_stored_cert_t *. */
+static apr_status_t cert_rows(apr_array_header_t **certs,
+                              const apr_dbd_driver_t *d, apr_dbd_t *h,
+                              dme_sql_id_t id, int nargs, const char **args,
+                              apr_pool_t *p)
+{
+    apr_array_header_t *rows;
+    apr_status_t rv;
+    int i;
+
+    *certs = NULL;
+    rv = select_rows(&rows, CERT_NCOLS, d, h, id, nargs, args, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    *certs = apr_array_make(p, rows->nelts, sizeof(dme_stored_cert_t *));
+    for (i = 0; i < rows->nelts; i++) {
+        APR_ARRAY_PUSH(*certs, dme_stored_cert_t *) =
+            cert_from(APR_ARRAY_IDX(rows, i, const char **), p);
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t dme_store_cert_find(apr_array_header_t **certs,
+                                 const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                 const char *address, apr_pool_t *p)
+{
+    const char *args[1];
+
+    *certs = NULL;
+    if (!d || !h || !address) {
+        return APR_EINVAL;
+    }
+    args[0] = lower(address, p);
+    return cert_rows(certs, d, h, DME_SQL_CERT_FIND, 1, args, p);
+}
+
+/* "%part%" for LIKE with part lowercased and its own wildcards, and the
+ * escape character, escaped by a backslash. */
+static const char *like_pattern(const char *part, apr_pool_t *p)
+{
+    char *pat = apr_palloc(p, 2 * strlen(part) + 3), *o = pat;
+
+    *o++ = '%';
+    for (; *part; part++) {
+        if (*part == '%' || *part == '_' || *part == '\\') {
+            *o++ = '\\';
+        }
+        *o++ = apr_tolower(*part);
+    }
+    *o++ = '%';
+    *o = '\0';
+    return pat;
+}
+
+apr_status_t dme_store_cert_search(apr_array_header_t **certs,
+                                   const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                   const char *address_part, int limit,
+                                   apr_pool_t *p)
+{
+    const char *args[2];
+
+    *certs = NULL;
+    if (!d || !h || !address_part || limit < 1) {
+        return APR_EINVAL;
+    }
+    args[0] = like_pattern(address_part, p);
+    args[1] = num(limit, p);
+    return cert_rows(certs, d, h, DME_SQL_CERT_SEARCH, 2, args, p);
+}
+
+apr_status_t dme_store_cert_get(dme_stored_cert_t **c,
+                                const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                const char *fingerprint, apr_pool_t *p)
+{
+    const char *args[1], *col[CERT_NCOLS];
+    apr_status_t rv;
+
+    *c = NULL;
+    if (!d || !h || !fingerprint) {
+        return APR_EINVAL;
+    }
+    args[0] = lower(fingerprint, p);
+    rv = select_row(col, CERT_NCOLS, d, h, DME_SQL_CERT_GET, 1, args, p);
+    if (rv == APR_SUCCESS) {
+        *c = cert_from(col, p);
+    }
+    return rv;
+}
+
+apr_status_t dme_store_cert_delete(const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                   const char *fingerprint, apr_pool_t *p)
+{
+    const char *args[1];
+    apr_status_t rv;
+    int n = 0;
+
+    if (!d || !h || !fingerprint) {
+        return APR_EINVAL;
+    }
+    args[0] = lower(fingerprint, p);
+    rv = exec(&n, d, h, DME_SQL_CERT_DELETE, 1, args, p);
+    return rv == APR_SUCCESS && n == 0 ? APR_NOTFOUND : rv;
+}
+
+apr_status_t dme_store_cert_set_status(const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                       const char *fingerprint,
+                                       const char *status, apr_pool_t *p)
+{
+    const char *args[2];
+    apr_status_t rv;
+    int n = 0;
+
+    if (!d || !h || !fingerprint || !status_ok(status)) {
+        return APR_EINVAL;
+    }
+    args[0] = status;
+    args[1] = lower(fingerprint, p);
+    rv = exec(&n, d, h, DME_SQL_CERT_SET_STATUS, 2, args, p);
+    return rv == APR_SUCCESS && n == 0 ? APR_NOTFOUND : rv;
+}
+
+apr_status_t dme_store_cert_counts(apr_table_t **counts,
+                                   const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                   apr_time_t now, apr_pool_t *p)
+{
+    const char *args[1];
+    const char **col;
+    apr_array_header_t *rows;
+    apr_status_t rv;
+    int i;
+
+    *counts = NULL;
+    if (!d || !h) {
+        return APR_EINVAL;
+    }
+    args[0] = num(apr_time_sec(now), p);
+    rv = select_rows(&rows, 2, d, h, DME_SQL_CERT_COUNTS, 1, args, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    *counts = apr_table_make(p, 5);
+    for (i = 0; cert_statuses[i]; i++) {
+        apr_table_setn(*counts, cert_statuses[i], "0");
+    }
+    apr_table_setn(*counts, "expired", "0");
+    for (i = 0; i < rows->nelts; i++) {
+        col = APR_ARRAY_IDX(rows, i, const char **);
+        if (col[0]) {
+            apr_table_setn(*counts, col[0], num(to_num(col[1]), p));
+        }
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t dme_store_cert_purge_expired(int *n, const apr_dbd_driver_t *d,
+                                          apr_dbd_t *h, const char *address,
+                                          apr_time_t now, apr_pool_t *p)
+{
+    const char *args[3];
+
+    *n = 0;
+    if (!d || !h || !address) {
+        return APR_EINVAL;
+    }
+    args[0] = num(apr_time_sec(now), p);
+    args[1] = lower(address, p);
+    args[2] = args[0];
+    return exec(n, d, h, DME_SQL_CERT_PURGE, 3, args, p);
 }

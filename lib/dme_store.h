@@ -1,4 +1,5 @@
-/* Durable state - users, clients, per-folder sync state - through apr_dbd.
+/* Durable state - users, clients, per-folder sync state, harvested S/MIME
+ * certificates - through apr_dbd.
  *
  * The store never opens a connection: the caller (mod_dbd in the module,
  * apr_dbd_open in tests) hands in a driver and a handle, used by one thread
@@ -19,8 +20,8 @@
 
 #include "dme.h"
 
-/* Version 2 added clients.push_url. */
-#define DME_STORE_SCHEMA_VERSION 2
+/* Version 2 added clients.push_url, version 3 the certificate tables. */
+#define DME_STORE_SCHEMA_VERSION 3
 
 /* Prepares the process-wide table of initialised connections. Call once
  * per process before any thread uses the store, with a pool that outlives
@@ -147,5 +148,104 @@ apr_status_t dme_store_sync_put(const apr_dbd_driver_t *d, apr_dbd_t *h,
 apr_status_t dme_store_sync_delete(const apr_dbd_driver_t *d, apr_dbd_t *h,
                                    const char *client_id, const char *folder,
                                    apr_pool_t *p);
+
+/* ---- S/MIME certificates of external people ----
+ *
+ * Shared by all users. The store holds what the harvest found; whether a
+ * certificate may be served (expiry, status, key usage) is the caller's
+ * decision. Times are kept to the second. */
+
+/* DER longer than this is refused: no real certificate comes near. */
+#define DME_STORE_CERT_DER_MAX (1024 * 1024)
+
+/* A stored certificate. Returned records have every string set (""
+ * where nothing was stored) except source_user, which may be NULL, and
+ * addresses is never NULL. */
+typedef struct dme_stored_cert_t {
+    const char *fingerprint; /* SHA-256 of der, 64 lowercase hex digits */
+    const unsigned char *der;
+    apr_size_t der_len;
+    const char *issuer, *serial; /* together unique among stored ones */
+    apr_time_t not_before, not_after;
+    apr_array_header_t *addresses; /* const char *, lowercase */
+    const char *key_usage;
+    int can_encrypt;
+    /* "unchecked", "good", "revoked" or "unknown": what the last
+     * revocation check said; "unchecked" before the first. */
+    const char *status;
+    const char *source_message_id; /* Message-ID of the mail, may be "" */
+    const char *source_user;       /* whose mail it came from */
+    apr_time_t harvested;
+} dme_stored_cert_t;
+
+/* Stores c unless a certificate with its fingerprint, or with its issuer
+ * and serial, is stored already, which then stays as it is (the first
+ * harvest wins): *created is 1 for a new one, else 0. The certificate and
+ * its addresses are one statement: no reader ever sees one without the
+ * other. Addresses are stored ASCII-lowercased, each once, in the given
+ * order; der is stored as base64 text.
+ * Required: fingerprint (64 hex digits, either case, stored lowercase),
+ * der (1 to DME_STORE_CERT_DER_MAX bytes), issuer, serial, and at least
+ * one address, each printable ASCII without spaces. status NULL means
+ * "unchecked"; key_usage and source_message_id NULL mean ""; source_user
+ * may be NULL; harvested 0 means now.
+ * @return APR_EINVAL, storing nothing, for a missing or malformed field
+ *         or an unknown status. */
+apr_status_t dme_store_cert_put(int *created, const apr_dbd_driver_t *d,
+                                apr_dbd_t *h, const dme_stored_cert_t *c,
+                                apr_pool_t *p);
+
+/* Every stored certificate naming address (compared ASCII-lowercased),
+ * as dme_stored_cert_t *, the latest not_after first; expired and revoked
+ * ones too. An empty array when there is none; NULL on failure. */
+apr_status_t dme_store_cert_find(apr_array_header_t **certs,
+                                 const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                 const char *address, apr_pool_t *p);
+
+/* At most limit certificates, as dme_stored_cert_t *, with an address
+ * that contains address_part (ASCII case ignored; "%", "_" and "\" match
+ * only themselves), ordered by their least address; "" matches every
+ * certificate. An empty array when none matches; NULL on failure.
+ * @return APR_EINVAL if limit is below 1. */
+apr_status_t dme_store_cert_search(apr_array_header_t **certs,
+                                   const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                   const char *address_part, int limit,
+                                   apr_pool_t *p);
+
+/* The certificate with this fingerprint (either case); *c NULL if none.
+ * @return APR_NOTFOUND if there is none. */
+apr_status_t dme_store_cert_get(dme_stored_cert_t **c,
+                                const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                const char *fingerprint, apr_pool_t *p);
+
+/* Deletes a certificate and its addresses, in one statement.
+ * @return APR_NOTFOUND if there is none with this fingerprint. */
+apr_status_t dme_store_cert_delete(const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                   const char *fingerprint, apr_pool_t *p);
+
+/* Records the outcome of a revocation check.
+ * @return APR_EINVAL for a status other than the four above;
+ *         APR_NOTFOUND if there is no certificate with this fingerprint. */
+apr_status_t dme_store_cert_set_status(const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                       const char *fingerprint,
+                                       const char *status, apr_pool_t *p);
+
+/* How many certificates are stored, by status, as decimal strings: the
+ * keys "unchecked", "good", "revoked", "unknown" and "expired" are always
+ * there ("0" when none). A certificate with not_after before now counts
+ * as "expired" only, whatever its status. On failure *counts is NULL. */
+apr_status_t dme_store_cert_counts(apr_table_t **counts,
+                                   const apr_dbd_driver_t *d, apr_dbd_t *h,
+                                   apr_time_t now, apr_pool_t *p);
+
+/* Deletes the certificates of address (compared ASCII-lowercased) that
+ * expired before now once a newer one took over: a certificate goes when
+ * each of its addresses has one that has not expired. Until then the old
+ * one stays beside the new, and an address whose only certificate expired
+ * keeps it (its lookups then say "expired", not "none"). One statement.
+ * *n is the number deleted (0 on failure). */
+apr_status_t dme_store_cert_purge_expired(int *n, const apr_dbd_driver_t *d,
+                                          apr_dbd_t *h, const char *address,
+                                          apr_time_t now, apr_pool_t *p);
 
 #endif /* DME_STORE_H */

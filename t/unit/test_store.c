@@ -92,28 +92,28 @@ static void test_schema(apr_dbd_t *h, apr_pool_t *p)
     logbuf[0] = '\0';
     CHECK_INT(dme_store_schema_ensure(drv, h, &logger, p), APR_SUCCESS);
     CHECK(strstr(logbuf, "DME10402") != NULL);
-    CHECK(strstr(logbuf, "version 2") != NULL);
+    CHECK(strstr(logbuf, "version 3") != NULL);
     CHECK(strstr(logbuf, "DME10405") == NULL);
-    CHECK_STR(peek(h, "SELECT MAX(version) FROM dme_schema", p), "2");
+    CHECK_STR(peek(h, "SELECT MAX(version) FROM dme_schema", p), "3");
     CHECK_STR(peek(h, CLIENT_TABLE_INFO, p), CLIENT_TABLE_V2);
     logbuf[0] = '\0';
     CHECK_INT(dme_store_schema_ensure(drv, h, &logger, p), APR_SUCCESS);
     CHECK_STR(logbuf, "");
-    /* Each step recorded once: 1 and 2. */
+    /* Each step recorded once: 1, 2 and 3. */
     CHECK_STR(peek(h, "SELECT group_concat(version, ',') FROM dme_schema", p),
-              "1,2");
+              "1,2,3");
 
     /* A schema from a newer module is left alone. */
     CHECK_INT(apr_dbd_query(drv, h, &n,
-                            "INSERT INTO dme_schema (version) VALUES (3)"),
+                            "INSERT INTO dme_schema (version) VALUES (4)"),
               0);
     logbuf[0] = '\0';
     CHECK_INT(dme_store_schema_ensure(drv, h, &logger, p), APR_EGENERAL);
     CHECK(strstr(logbuf, "DME10400") != NULL);
-    CHECK(strstr(logbuf, "schema version 3") != NULL);
-    CHECK_STR(peek(h, "SELECT MAX(version) FROM dme_schema", p), "3");
+    CHECK(strstr(logbuf, "schema version 4") != NULL);
+    CHECK_STR(peek(h, "SELECT MAX(version) FROM dme_schema", p), "4");
     CHECK_INT(
-        apr_dbd_query(drv, h, &n, "DELETE FROM dme_schema WHERE version = 3"),
+        apr_dbd_query(drv, h, &n, "DELETE FROM dme_schema WHERE version = 4"),
         0);
     CHECK_INT(dme_store_schema_ensure(drv, h, &logger, p), APR_SUCCESS);
 }
@@ -652,10 +652,10 @@ static void test_upgrade(const char *dir, apr_pool_t *p)
     logbuf[0] = '\0';
     CHECK_INT(dme_store_schema_ensure(drv, h, &logger, cp), APR_SUCCESS);
     CHECK(strstr(logbuf, "DME10405") != NULL);
-    CHECK(strstr(logbuf, "from version 1 to 2") != NULL);
+    CHECK(strstr(logbuf, "from version 1 to 3") != NULL);
     CHECK(strstr(logbuf, "DME10402") == NULL);
     CHECK_STR(peek(h, "SELECT group_concat(version, ',') FROM dme_schema", cp),
-              "1,2");
+              "1,2,3");
     CHECK_STR(peek(h, CLIENT_TABLE_INFO, cp), CLIENT_TABLE_V2);
     CHECK_STR(peek(h, "SELECT COUNT(*) FROM clients", cp), "3");
 
@@ -692,12 +692,610 @@ static void test_upgrade_fails(const char *dir, apr_pool_t *p)
     logbuf[0] = '\0';
     CHECK_INT(dme_store_schema_ensure(drv, h, &logger, cp), APR_EGENERAL);
     CHECK(strstr(logbuf, "DME10404") != NULL);
-    CHECK(strstr(logbuf, "from version 1 to 2") != NULL);
+    CHECK(strstr(logbuf, "from version 1 to 3") != NULL);
     CHECK(strstr(logbuf, "duplicate column name: push_url") != NULL);
     CHECK(strstr(logbuf, "DME10405") == NULL);
     CHECK_STR(peek(h, "SELECT group_concat(version, ',') FROM dme_schema", cp),
               "1");
     CHECK_STR(peek(h, "SELECT COUNT(*) FROM clients", cp), "3");
+    apr_pool_destroy(cp);
+}
+
+/* ---- upgrading a version 2 database ---- */
+
+/* What version 2 added to version 1, with a row that uses it. */
+static const char *const v2_additions[] = {
+    "ALTER TABLE clients ADD COLUMN push_url TEXT",
+    "INSERT INTO dme_schema (version) VALUES (2)",
+    "INSERT INTO clients VALUES ('old-4', 'bob', 'pad', 'android', "
+    "1600000500, NULL, 'https://push.example.net/c?x=1')",
+    NULL,
+};
+
+static int make_v2_db(const char *path, apr_pool_t *p)
+{
+    apr_pool_t *cp;
+    apr_dbd_t *h;
+    int i, n, rc = make_v1_db(path, p) ? 0 : -1;
+
+    h = open_db(&cp, path, p);
+    for (i = 0; rc == 0 && h && v2_additions[i]; i++) {
+        rc = apr_dbd_query(drv, h, &n, v2_additions[i]);
+    }
+    apr_pool_destroy(cp);
+    return rc == 0 && h;
+}
+
+/* ---- certificates ---- */
+
+#define CERT_NOW 1750000000 /* "now" of these tests, in seconds */
+
+static dme_stored_cert_t *new_cert(int id, const char *serial,
+                                   apr_int64_t not_after, const char *addrs,
+                                   apr_pool_t *p)
+{
+    dme_stored_cert_t *c = apr_pcalloc(p, sizeof(*c));
+    char *list = apr_pstrdup(p, addrs), *a, *last;
+
+    c->fingerprint = apr_psprintf(p, "%064x", id);
+    c->der = (const unsigned char *)apr_psprintf(p, "DER of %d", id);
+    c->der_len = strlen((const char *)c->der);
+    c->issuer = "CN=Example Mail CA,O=Example\\, Inc.,C=DE";
+    c->serial = serial;
+    c->not_before = apr_time_from_sec(1600000000);
+    c->not_after = apr_time_from_sec(not_after);
+    c->addresses = apr_array_make(p, 2, sizeof(const char *));
+    for (a = apr_strtok(list, ",", &last); a;
+         a = apr_strtok(NULL, ",", &last)) {
+        APR_ARRAY_PUSH(c->addresses, const char *) = a;
+    }
+    c->key_usage = "digitalSignature,keyEncipherment";
+    c->can_encrypt = 1;
+    c->source_message_id = "<m1@example.org>";
+    c->source_user = "alice";
+    c->harvested = apr_time_from_sec(1700000000);
+    return c;
+}
+
+static int put(dme_stored_cert_t *c, apr_dbd_t *h, apr_pool_t *p)
+{
+    int created = -1;
+
+    CHECK_INT(dme_store_cert_put(&created, drv, h, c, p), APR_SUCCESS);
+    return created;
+}
+
+/* The certificates' ids (their fingerprints' last hex digits), "|"
+ * separated, to compare lists in one check. */
+static const char *cert_ids(const apr_array_header_t *a, apr_pool_t *p)
+{
+    apr_array_header_t *ids;
+    const char *fp;
+    int i;
+
+    if (!a) {
+        return "(null)";
+    }
+    ids = apr_array_make(p, a->nelts, sizeof(const char *));
+    for (i = 0; i < a->nelts; i++) {
+        fp = APR_ARRAY_IDX(a, i, dme_stored_cert_t *)->fingerprint;
+        APR_ARRAY_PUSH(ids, const char *) =
+            apr_psprintf(p, "%d", (int)apr_strtoi64(fp + 56, NULL, 16));
+    }
+    return joined(ids, p);
+}
+
+static const char *cert_count(apr_dbd_t *h, apr_pool_t *p)
+{
+    return peek(h, "SELECT COUNT(*) FROM certificates", p);
+}
+
+static void test_cert_put(apr_dbd_t *h, apr_pool_t *p)
+{
+    dme_stored_cert_t *c = new_cert(1, "0a1b", 2000000000,
+                                    "Bob@Example.ORG,b.o.b@example.org,"
+                                    "bob@example.org",
+                                    p);
+    dme_stored_cert_t *got = NULL;
+
+    CHECK_INT(put(c, h, p), 1);
+    CHECK_INT(dme_store_cert_get(&got, drv, h, c->fingerprint, p), APR_SUCCESS);
+    if (got) {
+        CHECK_STR(got->fingerprint, c->fingerprint);
+        CHECK_INT(got->der_len, strlen("DER of 1"));
+        CHECK(got->der && memcmp(got->der, "DER of 1", got->der_len) == 0);
+        CHECK_STR(got->issuer, "CN=Example Mail CA,O=Example\\, Inc.,C=DE");
+        CHECK_STR(got->serial, "0a1b");
+        CHECK_INT(got->not_before, apr_time_from_sec(1600000000));
+        CHECK_INT(got->not_after, apr_time_from_sec(2000000000));
+        /* Lowercased, each once, in the order given. */
+        CHECK_STR(joined(got->addresses, p),
+                  "bob@example.org|b.o.b@example.org");
+        CHECK_STR(got->key_usage, "digitalSignature,keyEncipherment");
+        CHECK_INT(got->can_encrypt, 1);
+        CHECK_STR(got->status, "unchecked");
+        CHECK_STR(got->source_message_id, "<m1@example.org>");
+        CHECK_STR(got->source_user, "alice");
+        CHECK_INT(got->harvested, apr_time_from_sec(1700000000));
+    }
+    CHECK_STR(peek(h,
+                   "SELECT group_concat(address, ' ') FROM "
+                   "certificate_addresses",
+                   p),
+              "b.o.b@example.org bob@example.org");
+
+    /* The same certificate again is already stored. */
+    CHECK_INT(put(c, h, p), 0);
+
+    /* Another fingerprint with the same issuer and serial (a re-encoding)
+     * is the same certificate: not stored, and no address row left. */
+    c = new_cert(2, "0a1b", 2100000000, "mallory@example.org", p);
+    c->status = "good";
+    CHECK_INT(put(c, h, p), 0);
+    CHECK_INT(dme_store_cert_get(&got, drv, h, c->fingerprint, p),
+              APR_NOTFOUND);
+    CHECK(got == NULL);
+    CHECK_STR(peek(h, "SELECT COUNT(*) FROM certificate_addresses", p), "2");
+
+    /* The fingerprint taken by another serial: also already stored. */
+    c = new_cert(1, "ffff", 2100000000, "mallory@example.org", p);
+    CHECK_INT(put(c, h, p), 0);
+    CHECK_INT(dme_store_cert_get(&got, drv, h, c->fingerprint, p), APR_SUCCESS);
+    CHECK_STR(got ? got->serial : NULL, "0a1b");
+    CHECK_STR(got ? got->status : NULL, "unchecked");
+
+    /* The same serial from another issuer is another certificate; an
+     * upper-case fingerprint is stored in lower case. */
+    c = new_cert(3, "0a1b", 2000000000, "bob@example.org", p);
+    c->issuer = "CN=Other CA";
+    c->fingerprint = apr_psprintf(p, "%064X", 0xabc);
+    c->status = NULL;
+    c->key_usage = NULL;
+    c->source_message_id = NULL;
+    c->source_user = NULL;
+    CHECK_INT(put(c, h, p), 1);
+    CHECK_INT(dme_store_cert_get(&got, drv, h, c->fingerprint, p), APR_SUCCESS);
+    if (got) {
+        CHECK_STR(got->fingerprint, apr_psprintf(p, "%064x", 0xabc));
+        CHECK_STR(got->key_usage, "");
+        CHECK_STR(got->source_message_id, "");
+        CHECK(got->source_user == NULL);
+    }
+    CHECK_STR(cert_count(h, p), "2");
+}
+
+/* Certificate i of those test_cert_put_invalid tries, each with one
+ * fault; NULL after the last. */
+static dme_stored_cert_t *spoiled(int i, apr_pool_t *p)
+{
+    dme_stored_cert_t *c =
+        new_cert(100 + i, apr_psprintf(p, "bad%d", i), 2000000000,
+                 "x@example.org,y@example.org", p);
+
+    switch (i) {
+        case 0:
+            c->fingerprint = apr_psprintf(p, "%063x", 1);
+            break;
+        case 1:
+            c->fingerprint = apr_psprintf(p, "g%063x", 1);
+            break;
+        case 2:
+            c->der_len = 0;
+            break;
+        case 3:
+            c->der_len = DME_STORE_CERT_DER_MAX + 1;
+            break;
+        case 4:
+            c->serial = NULL;
+            break;
+        case 5:
+            c->status = "valid";
+            break;
+        case 6:
+            apr_array_clear(c->addresses);
+            break;
+        case 7:
+            APR_ARRAY_PUSH(c->addresses, const char *) = "a b@x";
+            break;
+        case 8:
+            APR_ARRAY_PUSH(c->addresses, const char *) = "a\n@x";
+            break;
+        default:
+            return NULL;
+    }
+    return c;
+}
+
+/* Malformed certificates are refused whole. */
+static void test_cert_put_invalid(apr_dbd_t *h, apr_pool_t *p)
+{
+    dme_stored_cert_t *c;
+    int created, i;
+
+    for (i = 0; (c = spoiled(i, p)) != NULL; i++) {
+        created = -1;
+        CHECK_INT(dme_store_cert_put(&created, drv, h, c, p), APR_EINVAL);
+        CHECK_INT(created, 0);
+    }
+    CHECK_INT(i, 9);
+    CHECK_INT(dme_store_cert_put(&created, drv, h, NULL, p), APR_EINVAL);
+    CHECK_STR(cert_count(h, p), "2");
+    CHECK_STR(peek(h, "SELECT COUNT(*) FROM certificate_addresses", p), "3");
+}
+
+/* If its addresses cannot be written, the certificate is not stored
+ * either: an address row left behind by hand blocks the trigger. */
+static void test_cert_put_atomic(apr_dbd_t *h, apr_pool_t *p)
+{
+    dme_stored_cert_t *c =
+        new_cert(4, "04", 2000000000, "first@example.org,stray@example.org", p);
+    const char *ins = apr_psprintf(p,
+                                   "INSERT INTO certificate_addresses "
+                                   "VALUES ('stray@example.org', '%s')",
+                                   c->fingerprint);
+    int created = -1, n;
+
+    CHECK_INT(apr_dbd_query(drv, h, &n, ins), 0);
+    CHECK_INT(dme_store_cert_put(&created, drv, h, c, p), APR_EGENERAL);
+    CHECK_INT(created, 0);
+    CHECK_STR(cert_count(h, p), "2");
+    CHECK_STR(peek(h,
+                   "SELECT COUNT(*) FROM certificate_addresses "
+                   "WHERE address = 'first@example.org'",
+                   p),
+              "0");
+    CHECK_INT(apr_dbd_query(drv, h, &n,
+                            "DELETE FROM certificate_addresses "
+                            "WHERE address = 'stray@example.org'"),
+              0);
+    CHECK_INT(put(c, h, p), 1);
+}
+
+static void test_cert_find(apr_dbd_t *h, apr_pool_t *p)
+{
+    apr_array_header_t *all = NULL;
+
+    CHECK_INT(put(new_cert(10, "10", 1500000000, "carol@example.com", p), h, p),
+              1);
+    CHECK_INT(put(new_cert(11, "11", 2000000000,
+                           "carol@example.com,c@example.com", p),
+                  h, p),
+              1);
+    CHECK_INT(put(new_cert(12, "12", 1800000000, "Carol@Example.COM", p), h, p),
+              1);
+    CHECK_INT(put(new_cert(13, "13", 2000000000, "dan@example.com", p), h, p),
+              1);
+    CHECK_INT(dme_store_cert_find(&all, drv, h, "CAROL@example.Com", p),
+              APR_SUCCESS);
+    CHECK_STR(cert_ids(all, p), "11|12|10");
+    if (all && all->nelts == 3) {
+        CHECK_STR(
+            joined(APR_ARRAY_IDX(all, 0, dme_stored_cert_t *)->addresses, p),
+            "carol@example.com|c@example.com");
+    }
+    CHECK_INT(dme_store_cert_find(&all, drv, h, "c@example.com", p),
+              APR_SUCCESS);
+    CHECK_STR(cert_ids(all, p), "11");
+    /* Exact addresses only. */
+    CHECK_INT(dme_store_cert_find(&all, drv, h, "carol@example", p),
+              APR_SUCCESS);
+    CHECK(all != NULL && all->nelts == 0);
+    CHECK_INT(dme_store_cert_find(&all, drv, h, "nobody@example.com", p),
+              APR_SUCCESS);
+    CHECK(all != NULL && all->nelts == 0);
+    CHECK_INT(dme_store_cert_find(&all, drv, h, NULL, p), APR_EINVAL);
+    CHECK(all == NULL);
+}
+
+static void test_cert_search(apr_dbd_t *h, apr_pool_t *p)
+{
+    apr_array_header_t *all = NULL;
+
+    CHECK_INT(put(new_cert(20, "20", 2000000000, "a_b@wild.test", p), h, p), 1);
+    CHECK_INT(put(new_cert(21, "21", 2000000000, "axb@wild.test", p), h, p), 1);
+    CHECK_INT(put(new_cert(22, "22", 2000000000, "100%@wild.test", p), h, p),
+              1);
+    CHECK_INT(put(new_cert(23, "23", 2000000000, "1000@wild.test", p), h, p),
+              1);
+    CHECK_INT(put(new_cert(24, "24", 2000000000, "b\\c@wild.test", p), h, p),
+              1);
+    CHECK_INT(put(new_cert(25, "25", 2000000000, "bxc@wild.test", p), h, p), 1);
+
+    CHECK_INT(dme_store_cert_search(&all, drv, h, "A_B", 50, p), APR_SUCCESS);
+    CHECK_STR(cert_ids(all, p), "20");
+    CHECK_INT(dme_store_cert_search(&all, drv, h, "0%", 50, p), APR_SUCCESS);
+    CHECK_STR(cert_ids(all, p), "22");
+    CHECK_INT(dme_store_cert_search(&all, drv, h, "%", 50, p), APR_SUCCESS);
+    CHECK_STR(cert_ids(all, p), "22");
+    CHECK_INT(dme_store_cert_search(&all, drv, h, "_", 50, p), APR_SUCCESS);
+    CHECK_STR(cert_ids(all, p), "20");
+    CHECK_INT(dme_store_cert_search(&all, drv, h, "b\\c", 50, p), APR_SUCCESS);
+    CHECK_STR(cert_ids(all, p), "24");
+    /* By least address, in byte order. */
+    CHECK_INT(dme_store_cert_search(&all, drv, h, "@WILD.", 50, p),
+              APR_SUCCESS);
+    CHECK_STR(cert_ids(all, p), "22|23|20|21|24|25");
+    if (all && all->nelts == 6) {
+        CHECK_STR(
+            joined(APR_ARRAY_IDX(all, 0, dme_stored_cert_t *)->addresses, p),
+            "100%@wild.test");
+    }
+    CHECK_INT(dme_store_cert_search(&all, drv, h, "wild", 2, p), APR_SUCCESS);
+    CHECK_STR(cert_ids(all, p), "22|23");
+    CHECK_INT(dme_store_cert_search(&all, drv, h, "none.test", 50, p),
+              APR_SUCCESS);
+    CHECK(all != NULL && all->nelts == 0);
+
+    /* "" lists every certificate, up to the limit. */
+    CHECK_INT(dme_store_cert_search(&all, drv, h, "", 100, p), APR_SUCCESS);
+    CHECK_INT(all ? all->nelts : -1, atoi(cert_count(h, p)));
+    CHECK_INT(dme_store_cert_search(&all, drv, h, "", 3, p), APR_SUCCESS);
+    CHECK_INT(all ? all->nelts : -1, 3);
+    CHECK_INT(dme_store_cert_search(&all, drv, h, "", 0, p), APR_EINVAL);
+    CHECK(all == NULL);
+    CHECK_INT(dme_store_cert_search(&all, drv, h, NULL, 5, p), APR_EINVAL);
+}
+
+static void test_cert_get_delete(apr_dbd_t *h, apr_pool_t *p)
+{
+    dme_stored_cert_t *c =
+        new_cert(30, "30", 2000000000, "erin@example.net,e@example.net", p);
+    dme_stored_cert_t *got = NULL;
+    apr_array_header_t *all = NULL;
+    const char *fp = c->fingerprint;
+
+    CHECK_INT(dme_store_cert_get(&got, drv, h, fp, p), APR_NOTFOUND);
+    CHECK(got == NULL);
+    CHECK_INT(dme_store_cert_delete(drv, h, fp, p), APR_NOTFOUND);
+    CHECK_INT(dme_store_cert_set_status(drv, h, fp, "good", p), APR_NOTFOUND);
+    CHECK_INT(put(c, h, p), 1);
+
+    CHECK_INT(dme_store_cert_set_status(drv, h, fp, "revoked", p), APR_SUCCESS);
+    CHECK_INT(dme_store_cert_set_status(drv, h, fp, "Revoked", p), APR_EINVAL);
+    CHECK_INT(dme_store_cert_set_status(drv, h, fp, NULL, p), APR_EINVAL);
+    CHECK_INT(dme_store_cert_get(&got, drv, h, fp, p), APR_SUCCESS);
+    CHECK_STR(got ? got->status : NULL, "revoked");
+
+    CHECK_INT(dme_store_cert_delete(drv, h, fp, p), APR_SUCCESS);
+    CHECK_INT(dme_store_cert_get(&got, drv, h, fp, p), APR_NOTFOUND);
+    CHECK_INT(dme_store_cert_delete(drv, h, fp, p), APR_NOTFOUND);
+    CHECK_STR(peek(h,
+                   apr_psprintf(p,
+                                "SELECT COUNT(*) FROM certificate_addresses "
+                                "WHERE fingerprint = '%s'",
+                                fp),
+                   p),
+              "0");
+    CHECK_INT(dme_store_cert_find(&all, drv, h, "erin@example.net", p),
+              APR_SUCCESS);
+    CHECK(all != NULL && all->nelts == 0);
+    CHECK_INT(dme_store_cert_get(&got, drv, h, NULL, p), APR_EINVAL);
+    CHECK_INT(dme_store_cert_delete(drv, NULL, fp, p), APR_EINVAL);
+}
+
+static void test_cert_counts(apr_dbd_t *h, apr_pool_t *p)
+{
+    static const struct {
+        const char *status;
+        apr_int64_t not_after;
+    } certs[] = {
+        {NULL, CERT_NOW + 1},      {"unchecked", CERT_NOW + 9},
+        {"good", CERT_NOW},        {"revoked", CERT_NOW + 9},
+        {"revoked", CERT_NOW - 1}, {"unknown", CERT_NOW - 9},
+        {"good", CERT_NOW - 1},
+    };
+    apr_table_t *counts = NULL;
+    dme_stored_cert_t *c;
+    int i;
+
+    CHECK_INT(
+        dme_store_cert_counts(&counts, drv, h, apr_time_from_sec(CERT_NOW), p),
+        APR_SUCCESS);
+    CHECK_STR(counts ? apr_table_get(counts, "unchecked") : NULL, "0");
+    CHECK_STR(counts ? apr_table_get(counts, "expired") : NULL, "0");
+    for (i = 0; i < (int)(sizeof(certs) / sizeof(certs[0])); i++) {
+        c = new_cert(40 + i, apr_psprintf(p, "4%d", i), certs[i].not_after,
+                     "frank@example.org", p);
+        c->status = certs[i].status;
+        CHECK_INT(put(c, h, p), 1);
+    }
+    CHECK_INT(
+        dme_store_cert_counts(&counts, drv, h, apr_time_from_sec(CERT_NOW), p),
+        APR_SUCCESS);
+    if (counts) {
+        CHECK_STR(apr_table_get(counts, "unchecked"), "2");
+        CHECK_STR(apr_table_get(counts, "good"), "1");
+        CHECK_STR(apr_table_get(counts, "revoked"), "1");
+        CHECK_STR(apr_table_get(counts, "unknown"), "0");
+        CHECK_STR(apr_table_get(counts, "expired"), "3");
+        CHECK_INT(apr_table_elts(counts)->nelts, 5);
+    }
+    CHECK_INT(dme_store_cert_counts(&counts, drv, NULL, 0, p), APR_EINVAL);
+    CHECK(counts == NULL);
+}
+
+static int purge(apr_dbd_t *h, const char *address, apr_pool_t *p)
+{
+    int n = -1;
+
+    CHECK_INT(dme_store_cert_purge_expired(&n, drv, h, address,
+                                           apr_time_from_sec(CERT_NOW), p),
+              APR_SUCCESS);
+    return n;
+}
+
+static void test_cert_purge(apr_dbd_t *h, apr_pool_t *p)
+{
+    apr_array_header_t *all = NULL;
+
+    /* Alone and expired: kept, so that lookups can say why. */
+    CHECK_INT(
+        put(new_cert(50, "50", CERT_NOW - 10, "gina@example.org", p), h, p), 1);
+    CHECK_INT(purge(h, "gina@example.org", p), 0);
+    /* Beside a newer one while it is valid. */
+    CHECK_INT(
+        put(new_cert(51, "51", CERT_NOW + 10, "hal@example.org", p), h, p), 1);
+    CHECK_INT(
+        put(new_cert(52, "52", CERT_NOW + 99, "hal@example.org", p), h, p), 1);
+    CHECK_INT(purge(h, "hal@example.org", p), 0);
+
+    /* Expired with a valid successor: gone. */
+    CHECK_INT(
+        put(new_cert(53, "53", CERT_NOW + 99, "gina@example.org", p), h, p), 1);
+    CHECK_INT(purge(h, "GINA@example.org", p), 1);
+    CHECK_INT(dme_store_cert_find(&all, drv, h, "gina@example.org", p),
+              APR_SUCCESS);
+    CHECK_STR(cert_ids(all, p), "53");
+
+    /* Expired, naming two addresses, replaced for one of them only. */
+    CHECK_INT(put(new_cert(54, "54", CERT_NOW - 5,
+                           "ida@example.org,ivy@example.org", p),
+                  h, p),
+              1);
+    CHECK_INT(put(new_cert(55, "55", CERT_NOW + 5, "ida@example.org", p), h, p),
+              1);
+    CHECK_INT(purge(h, "ida@example.org", p), 0);
+    CHECK_INT(dme_store_cert_find(&all, drv, h, "ivy@example.org", p),
+              APR_SUCCESS);
+    CHECK_STR(cert_ids(all, p), "54");
+    CHECK_INT(put(new_cert(56, "56", CERT_NOW + 5, "ivy@example.org", p), h, p),
+              1);
+    CHECK_INT(purge(h, "ida@example.org", p), 1);
+    CHECK_INT(dme_store_cert_find(&all, drv, h, "ivy@example.org", p),
+              APR_SUCCESS);
+    CHECK_STR(cert_ids(all, p), "56");
+    CHECK_INT(purge(h, "nobody@example.org", p), 0);
+    CHECK_STR(peek(h,
+                   "SELECT COUNT(*) FROM certificate_addresses "
+                   "WHERE fingerprint NOT IN "
+                   "(SELECT fingerprint FROM certificates)",
+                   p),
+              "0");
+}
+
+static void test_cert_many_addresses(apr_dbd_t *h, apr_pool_t *p)
+{
+    dme_stored_cert_t *c = new_cert(60, "60", 2000000000, "", p);
+    dme_stored_cert_t *got = NULL;
+    apr_array_header_t *all = NULL;
+    int i;
+
+    for (i = 0; i < 100; i++) {
+        APR_ARRAY_PUSH(c->addresses, const char *) =
+            apr_psprintf(p, "User%03d@Many.Example", 99 - i);
+    }
+    CHECK_INT(put(c, h, p), 1);
+    CHECK_STR(peek(h,
+                   "SELECT COUNT(*) FROM certificate_addresses "
+                   "WHERE address LIKE '%@many.example'",
+                   p),
+              "100");
+    CHECK_INT(dme_store_cert_get(&got, drv, h, c->fingerprint, p), APR_SUCCESS);
+    CHECK_INT(got ? got->addresses->nelts : -1, 100);
+    if (got && got->addresses->nelts == 100) {
+        CHECK_STR(APR_ARRAY_IDX(got->addresses, 0, const char *),
+                  "user099@many.example");
+        CHECK_STR(APR_ARRAY_IDX(got->addresses, 99, const char *),
+                  "user000@many.example");
+    }
+    CHECK_INT(dme_store_cert_find(&all, drv, h, "user057@many.example", p),
+              APR_SUCCESS);
+    CHECK_STR(cert_ids(all, p), "60");
+    CHECK_INT(dme_store_cert_delete(drv, h, c->fingerprint, p), APR_SUCCESS);
+    CHECK_STR(peek(h,
+                   "SELECT COUNT(*) FROM certificate_addresses "
+                   "WHERE address LIKE '%@many.example'",
+                   p),
+              "0");
+}
+
+static void test_cert_der_bytes(apr_dbd_t *h, apr_pool_t *p)
+{
+    dme_stored_cert_t *c = new_cert(70, "70", 2000000000, "der@example.org", p);
+    dme_stored_cert_t *got = NULL;
+    unsigned char *der = apr_palloc(p, 3 * 256 + 1);
+    int i;
+
+    /* Every byte value, NULs included, and a length that needs padding. */
+    for (i = 0; i < 3 * 256 + 1; i++) {
+        der[i] = (unsigned char)(i * 7 % 256);
+    }
+    c->der = der;
+    c->der_len = 3 * 256 + 1;
+    CHECK_INT(put(c, h, p), 1);
+    CHECK_INT(dme_store_cert_get(&got, drv, h, c->fingerprint, p), APR_SUCCESS);
+    CHECK_INT(got ? got->der_len : 0, 3 * 256 + 1);
+    CHECK(got && got->der && memcmp(got->der, der, 3 * 256 + 1) == 0);
+    /* Text in the database: 00 07 0e 15 24 ... is "AAcOFRwj". */
+    CHECK_STR(peek(h,
+                   apr_psprintf(p,
+                                "SELECT substr(der, 1, 8) || ' ' || "
+                                "typeof(der) FROM certificates "
+                                "WHERE fingerprint = '%s'",
+                                c->fingerprint),
+                   p),
+              "AAcOFRwj text");
+}
+
+static void test_certs(const char *dir, apr_pool_t *p)
+{
+    apr_pool_t *cp;
+    apr_dbd_t *h = open_db(&cp, apr_pstrcat(p, dir, "/certs.db", NULL), p);
+
+    CHECK_INT(dme_store_conn_init(drv, h, cp), APR_SUCCESS);
+    CHECK_INT(dme_store_schema_ensure(drv, h, &logger, cp), APR_SUCCESS);
+    test_cert_put(h, cp);
+    test_cert_put_invalid(h, cp);
+    test_cert_put_atomic(h, cp);
+    test_cert_find(h, cp);
+    test_cert_search(h, cp);
+    test_cert_get_delete(h, cp);
+    test_cert_many_addresses(h, cp);
+    test_cert_der_bytes(h, cp);
+    apr_pool_destroy(cp);
+
+    /* Counts and purges on a database of their own. */
+    h = open_db(&cp, apr_pstrcat(p, dir, "/certs2.db", NULL), p);
+    CHECK_INT(dme_store_conn_init(drv, h, cp), APR_SUCCESS);
+    CHECK_INT(dme_store_schema_ensure(drv, h, &logger, cp), APR_SUCCESS);
+    test_cert_counts(h, cp);
+    test_cert_purge(h, cp);
+    apr_pool_destroy(cp);
+}
+
+/* A version 2 database gains the certificate tables and keeps its rows. */
+static void test_upgrade_v2(const char *dir, apr_pool_t *p)
+{
+    const char *path = apr_pstrcat(p, dir, "/v2.db", NULL);
+    apr_array_header_t *all = NULL;
+    dme_client_t *c = NULL;
+    apr_pool_t *cp;
+    apr_dbd_t *h;
+
+    CHECK(make_v2_db(path, p));
+    h = open_db(&cp, path, p);
+    CHECK_INT(dme_store_conn_init(drv, h, cp), APR_SUCCESS);
+    CHECK_INT(dme_store_cert_find(&all, drv, h, "x@example.org", cp),
+              APR_EGENERAL);
+    logbuf[0] = '\0';
+    CHECK_INT(dme_store_schema_ensure(drv, h, &logger, cp), APR_SUCCESS);
+    CHECK(strstr(logbuf, "DME10405") != NULL);
+    CHECK(strstr(logbuf, "from version 2 to 3") != NULL);
+    CHECK_STR(peek(h, "SELECT group_concat(version, ',') FROM dme_schema", cp),
+              "1,2,3");
+    check_v1_rows(h, cp);
+    CHECK_INT(dme_store_client_get(&c, drv, h, "old-4", cp), APR_SUCCESS);
+    CHECK_STR(c ? c->push_url : NULL, "https://push.example.net/c?x=1");
+    CHECK_STR(peek(h, "SELECT COUNT(*) FROM clients", cp), "4");
+
+    CHECK_INT(dme_store_cert_find(&all, drv, h, "x@example.org", cp),
+              APR_SUCCESS);
+    CHECK(all != NULL && all->nelts == 0);
+    CHECK_INT(put(new_cert(80, "80", 2000000000, "X@example.org", cp), h, cp),
+              1);
+    CHECK_INT(dme_store_cert_find(&all, drv, h, "x@example.org", cp),
+              APR_SUCCESS);
+    CHECK_STR(cert_ids(all, cp), "80");
     apr_pool_destroy(cp);
 }
 
@@ -793,7 +1391,7 @@ static void test_two_processes(const char *dir, apr_pool_t *p)
     CHECK_INT(dme_store_client_count(&n, drv, h, "child", cp), APR_SUCCESS);
     CHECK_INT(n, ROWS);
     CHECK_STR(peek(h, "SELECT COUNT(*) FROM clients", cp), "400");
-    CHECK_STR(peek(h, "SELECT MAX(version) FROM dme_schema", cp), "2");
+    CHECK_STR(peek(h, "SELECT MAX(version) FROM dme_schema", cp), "3");
     /* No step was lost: each process's 50 successful steps count. */
     CHECK_INT(dme_store_sync_get(&st, drv, h, "shared", "INBOX", cp),
               APR_SUCCESS);
@@ -861,9 +1459,15 @@ static int race_round(const char *path, apr_pool_t *p)
         return -1;
     }
     rv = apr_proc_fork(&proc, p);
+    /* Each side closes the ends it does not use, so that a side that dies
+     * early ends the other's read instead of blocking it. */
     if (rv == APR_INCHILD) {
+        close(ready[0]);
+        close(go[1]);
         _exit(racer(path, ready[1], go[0]));
     }
+    close(ready[1]);
+    close(go[0]);
     h = open_db(&cp, path, p);
     if (rv == APR_INPARENT && h &&
         dme_store_conn_init(drv, h, cp) == APR_SUCCESS &&
@@ -874,14 +1478,16 @@ static int race_round(const char *path, apr_pool_t *p)
     if (rv == APR_INPARENT) {
         apr_proc_wait(&proc, &theirs, &why, APR_WAIT);
     }
-    close(go[0]);
     close(ready[0]);
-    close(ready[1]);
+    if (!h) {
+        apr_pool_destroy(cp);
+        return -1;
+    }
     CHECK_INT(mine & RACE_FAILED, 0);
     CHECK_INT(theirs & RACE_FAILED, 0);
     CHECK_INT((mine & RACE_UPGRADED) + (theirs & RACE_UPGRADED), RACE_UPGRADED);
     CHECK_STR(peek(h, "SELECT group_concat(version, ',') FROM dme_schema", cp),
-              "1,2");
+              "1,2,3");
     CHECK_STR(peek(h, CLIENT_TABLE_INFO, cp), CLIENT_TABLE_V2);
     check_v1_rows(h, cp);
     apr_pool_destroy(cp);
@@ -968,6 +1574,8 @@ int main(void)
         test_lists(dir, p);
         test_upgrade(dir, p);
         test_upgrade_fails(dir, p);
+        test_upgrade_v2(dir, p);
+        test_certs(dir, p);
         test_two_processes(dir, p);
         test_racing_upgrade(dir, p);
         remove_dir(dir, p);
