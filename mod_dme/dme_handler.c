@@ -680,7 +680,7 @@ static void harvest_adds(req_t *q, dme_imap_t *s, const dme_sync_result_t *res)
     apr_array_header_t *out;
     int i;
 
-    if (!dme_conf_smime_harvest(q->sc)) {
+    if (!dme_conf_harvest_here(q->dc, q->sc)) {
         return;
     }
     for (i = 0; i < res->adds->nelts; i++) {
@@ -940,7 +940,7 @@ static int do_harvest(req_t *q)
     char *msg;
     int rc;
 
-    if (!dme_conf_smime_harvest(q->sc)) {
+    if (!dme_conf_harvest_here(q->dc, q->sc)) {
         return fail(q, HTTP_NOT_FOUND, "no-harvest",
                     "Certificate harvesting is off on this server");
     }

@@ -109,8 +109,8 @@ apr_status_t dme_harvest(apr_array_header_t **out, server_rec *s, void *dbv,
     int i;
 
     *out = res = apr_array_make(p, 2, sizeof(dme_harvest_result_t));
-    if (!dme_conf_smime_harvest(sc) || !sc->smime_trust) {
-        return APR_SUCCESS;
+    if (!sc->smime_trust) {
+        return APR_SUCCESS; /* harvesting was never configured */
     }
     sender = dme_mime_sender_address(msg, len, p);
     if (dme_mime_summarize(&sum, msg, len, 0, p) == APR_SUCCESS) {

@@ -25,8 +25,9 @@
 
 static int password_mode_seen; /* any DMEMailAccess password in config */
 static dme_imap_pool_t *imap_pool;
-static int technical_seen;            /* technical-user access configured */
-static dme_counters_t *counters;      /* shared by all children */
+static int harvest_seen;         /* DMESmimeHarvest On in some <Location> */
+static int technical_seen;       /* technical-user access configured */
+static dme_counters_t *counters; /* shared by all children */
 static dme_counters_t counters_local; /* if shared memory failed */
 static dme_mc_t *mc;                  /* per child, when pre-caching */
 
@@ -109,6 +110,12 @@ int dme_conf_smime_harvest(const dme_srv_conf *c)
     return c->smime_harvest == 1;
 }
 
+int dme_conf_harvest_here(const dme_dir_conf *dc, const dme_srv_conf *sc)
+{
+    return dc->smime_harvest != -1 ? dc->smime_harvest == 1
+                                   : dme_conf_smime_harvest(sc);
+}
+
 int dme_conf_smime_max(const dme_srv_conf *c)
 {
     return c->smime_max > 0 ? c->smime_max : 10;
@@ -146,6 +153,7 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     c->timeout = -1;
     c->retry_after = -1;
     c->max_body = -1;
+    c->smime_harvest = -1;
     return c;
 }
 
@@ -170,6 +178,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(timeout);
     MERGE_INT(retry_after);
     MERGE_INT(max_body);
+    MERGE_INT(smime_harvest);
     return m;
 }
 
@@ -448,9 +457,15 @@ static const char *set_duration(cmd_parms *cmd, void *dc, const char *arg)
     }
 }
 
+/* Server-wide, or for one <Location>: either turns the trust anchors on. */
 static const char *set_harvest(cmd_parms *cmd, void *dc, int on)
 {
-    srv_conf(cmd)->smime_harvest = on;
+    if (cmd->path) {
+        ((dme_dir_conf *)dc)->smime_harvest = on;
+        harvest_seen |= on;
+    } else {
+        srv_conf(cmd)->smime_harvest = on;
+    }
     return NULL;
 }
 
@@ -560,7 +575,7 @@ static const command_rec dme_cmds[] = {
                   "longest long-poll heartbeat proposed to clients"),
     AP_INIT_TAKE1("DMEMemcached", set_memcached, NULL, RSRC_CONF,
                   "memcached servers (libmemcached configuration string)"),
-    AP_INIT_FLAG("DMESmimeHarvest", set_harvest, NULL, RSRC_CONF,
+    AP_INIT_FLAG("DMESmimeHarvest", set_harvest, NULL, DIRCONF,
                  "store S/MIME certificates of external senders"),
     AP_INIT_TAKE1("DMESmimeCAFile", set_smime_ca, NULL, RSRC_CONF,
                   "trust anchors for harvested certificates"),
@@ -648,7 +663,7 @@ static int load_trust(server_rec *s, apr_pool_t *pconf)
     apr_status_t rv;
     server_rec *v;
 
-    if (!dme_conf_smime_harvest(sc)) {
+    if (!dme_conf_smime_harvest(sc) && !harvest_seen) {
         return OK;
     }
     rv = dme_smime_trust_load(&sc->smime_trust, sc->smime_ca_file, pconf);
@@ -704,6 +719,7 @@ static int dme_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
 {
     password_mode_seen = 0; /* config is read twice at startup */
     technical_seen = 0;
+    harvest_seen = 0;
     return OK;
 }
 

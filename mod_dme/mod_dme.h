@@ -33,6 +33,7 @@ typedef struct dme_dir_conf {
     apr_interval_time_t timeout;
     int retry_after;
     apr_off_t max_body;
+    int smime_harvest; /* -1: the server's DMESmimeHarvest */
 } dme_dir_conf;
 
 /* Per-server (process-wide for the main server) state. */
@@ -61,6 +62,8 @@ apr_off_t dme_conf_max_body(const dme_dir_conf *c);
 int dme_conf_access(const dme_dir_conf *c);
 int dme_conf_precache(const dme_srv_conf *c);
 int dme_conf_smime_harvest(const dme_srv_conf *c);
+/* Harvesting for requests under dc: its own setting, else the server's. */
+int dme_conf_harvest_here(const dme_dir_conf *dc, const dme_srv_conf *sc);
 int dme_conf_smime_max(const dme_srv_conf *c);
 apr_interval_time_t dme_conf_max_age(const dme_srv_conf *c);
 apr_interval_time_t dme_conf_hb_min(const dme_srv_conf *c);

@@ -8,7 +8,7 @@ use Apache::Test qw(-withtestmore);
 use MIME::Base64 qw(decode_base64);
 use DmeTest;
 
-plan tests => 31;
+plan tests => 35;
 
 my $ca = services() . '/smime';
 my $state = $ENV{DME_STATE} || "$ENV{DME_REPO}/t/state";
@@ -181,3 +181,22 @@ $res = request(method => 'GET', user => 'alice', password => 'alice-secret',
 ok($res->code == 401 || $res->code == 403,
    'a client user cannot open the admin page (' . $res->code . ')');
 $imap->logout;
+
+# 9. Where harvesting is off (DMESmimeHarvest Off under /dme-pw) nothing
+# is stored: neither handed over nor read by a sync.
+my $gina = signed(who => 'gina', from => 'gina@external.test', subject => 'G');
+$res = request(path => '/dme-pw/smime/harvest', user => 'carol',
+               password => 'carol-secret', type => 'message/rfc822',
+               body => $gina);
+is($res->code, 404, 'harvest off: the endpoint says so');
+like($res->content, qr/code="no-harvest"/, 'with its code');
+my (undef, $cc) = enrol('carol', 'carol-secret', '/dme-pw');
+my $cimap = imap_as('carol', 'carol-secret');
+$gina =~ s/\r?\n/\r\n/g;
+$cimap->append_string('INBOX', $gina) or die $cimap->LastError;
+$res = sync_req(client => $cc, base => '/dme-pw', user => 'carol',
+                password => 'carol-secret');
+is($res->code, 200, 'the sync itself works');
+($res, $st) = lookup('gina@external.test');
+is($st->{'gina@external.test'}, 'none', 'and stored nothing');
+$cimap->logout;

@@ -152,7 +152,8 @@ start_services() {
     # A test CA and signers for the S/MIME suites (anchors for the server).
     "$T/smime-ca.sh" "$SVC/smime" bob=bob@external.test \
         carol=carol@external.test dave=dave@external.test \
-        erin=erin@external.test alice=alice@example.org
+        erin=erin@external.test gina=gina@external.test \
+        alice=alice@example.org
 }
 
 main() {
