@@ -150,17 +150,22 @@ static apr_status_t query_value(const char **v, const apr_dbd_driver_t *d,
 }
 
 /* Runs the dialect's connection settings, trying the whole list up to
- * three times: two processes switching one database to WAL at once can
- * each hold the shared lock the other's switch waits for, and SQLite then
- * fails one at once instead of letting them deadlock. Its statement gone,
- * the other's switch completes, and the next try finds WAL already set. */
+ * eight times. Two processes switching one database to WAL at once both
+ * fail at once - SQLite waits for no lock there - and would meet again if
+ * they retried at once; a growing, jittered pause (1.3 s in all) lets one
+ * switch, and the other then finds WAL set. A file that is no database
+ * fails every try, which costs only that pause. */
 static apr_status_t conn_settings(const apr_dbd_driver_t *d, apr_dbd_t *h,
                                   const dme_sql_dialect_t *dl, apr_pool_t *p)
 {
     const char *v;
     int i, attempt;
 
-    for (attempt = 0; attempt < 3; attempt++) {
+    for (attempt = 0; attempt < 8; attempt++) {
+        if (attempt > 0) {
+            apr_sleep(apr_time_from_msec(5 << attempt) +
+                      apr_time_now() % apr_time_from_msec(5));
+        }
         for (i = 0; dl->conn_init[i]; i++) {
             if (query_value(&v, d, h, dl->conn_init[i], p) != APR_SUCCESS) {
                 break;

@@ -31,7 +31,8 @@ apr_status_t dme_store_init(apr_pool_t *p);
 /* Readies a connection for the store; call it each time a handle is
  * acquired (it returns at once for a handle it already knows) and before
  * dme_store_schema_ensure. For SQLite it sets a 5 s busy timeout and WAL
- * journaling (an in-memory database keeps its own journal mode).
+ * journaling (an in-memory database keeps its own journal mode), trying
+ * for about a second when other processes switch to WAL at the same time.
  *
  * p must be the connection's own pool - destroyed when the handle is
  * closed, as ap_dbd_t's pool is. Statements are prepared once per
