@@ -170,7 +170,8 @@ apr_status_t dme_notes_parse(dme_notes_t **ns, const char *text, apr_pool_t *p)
         dme_note_t *n = apr_array_push(out->notes);
 
         memset(n, 0, sizeof(*n));
-        if (!parse_u32(&n->uid, &s, ' ') || strlen(s) < DME_NOTE_SUM_LEN + 1 ||
+        if (!parse_u32(&n->uid, &s, ' ') ||
+            strnlen(s, DME_NOTE_SUM_LEN + 1) < DME_NOTE_SUM_LEN + 1 ||
             !is_hex32(s) || s[DME_NOTE_SUM_LEN] != '\n') {
             return APR_EINVAL;
         }

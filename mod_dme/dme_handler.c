@@ -902,16 +902,40 @@ static const char *base_path(const req_t *q)
 }
 
 /* The request's path below the <Location> of the handler. */
+/* The resources below the handler's <Location>, longest first. */
+static const char *const resources[] = {"/admin/certificates",
+                                        "/admin/counters",
+                                        "/smime/harvest",
+                                        "/certificates",
+                                        "/clients",
+                                        "/message",
+                                        "/sync",
+                                        "/wait",
+                                        "/push",
+                                        NULL};
+
 static const char *sub_path(const req_t *q)
 {
-    const char *base = q->dc->base ? q->dc->base : "";
     const char *uri = q->r->uri;
-    apr_size_t n = strlen(base);
+    apr_size_t n, u = strlen(uri);
+    int i;
 
-    while (n > 0 && base[n - 1] == '/') {
-        n--;
+    if (q->dc->base) {
+        const char *base = q->dc->base;
+
+        for (n = strlen(base); n > 0 && base[n - 1] == '/'; n--) {
+        }
+        return strncmp(uri, base, n) == 0 ? uri + n : uri;
     }
-    return strncmp(uri, base, n) == 0 ? uri + n : uri;
+    /* A <Location> holding only SetHandler leaves no section config of
+     * ours to say where it starts: recognise the resource by its end. */
+    for (i = 0; resources[i]; i++) {
+        n = strlen(resources[i]);
+        if (u >= n && !strcmp(uri + u - n, resources[i])) {
+            return resources[i];
+        }
+    }
+    return uri;
 }
 
 static int do_certificates(req_t *q)
