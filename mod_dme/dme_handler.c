@@ -745,7 +745,10 @@ static int run_sync(req_t *q, const sync_args_t *a, dme_sync_state_t *st,
     nst.client_id = a->client;
     nst.folder = a->folder;
     nst.key = next;
-    nst.notes = dme_notes_serialize(res->delta->next, r->pool);
+    /* Nothing changed for the client: keep its notes, move the key. */
+    nst.notes = expect && dme_delta_is_empty(res->delta)
+                    ? NULL
+                    : dme_notes_serialize(res->delta->next, r->pool);
     nst.prev_key = a->has_key ? a->key : 0;
     nst.prev_response = body;
     nst.prev_response_len = len;
