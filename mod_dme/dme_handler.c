@@ -620,6 +620,17 @@ static apr_status_t from_precache(dme_sync_result_t **res, req_t *q,
     return rv;
 }
 
+/* The key an answer carries: an answer that changes nothing for the
+ * client keeps the client's key, so nothing needs storing; any other
+ * moves it on. */
+static apr_int64_t answer_key(const dme_sync_result_t *res,
+                              const sync_args_t *a, apr_int64_t next)
+{
+    return a->has_key && dme_delta_is_empty(res->delta) && !res->delta->more
+               ? a->key
+               : next;
+}
+
 /* The cheapest source that gives the right answer: one STATUS call when
  * nothing changed, the pre-cache when one was built, else the mail
  * system. Import always reads the mail system. */
@@ -652,21 +663,19 @@ static apr_status_t sync_best(dme_sync_result_t **res, req_t *q, dme_imap_t *s,
             strcmp(then, status_text(&st, a->key, p)) == 0) {
             apr_atomic_inc32(&dme_glue_counters()->status_hits);
             *res = dme_sync_unchanged(rq->held, p);
-            now_text = status_text(&st, next, p);
+            return APR_SUCCESS; /* the tuple stored for this key holds */
         }
     }
-    if (!now_text) {
-        rv = mc_dead ? APR_NOTFOUND : from_precache(res, q, s, a, rq, &mc_dead);
-        if (rv == APR_NOTFOUND) {
-            rv = dme_sync_run(res, s, rq, p);
-        }
-        if (rv != APR_SUCCESS) {
-            return rv;
-        }
-        now_text = status_text(&st, next, p);
+    rv = mc_dead ? APR_NOTFOUND : from_precache(res, q, s, a, rq, &mc_dead);
+    if (rv == APR_NOTFOUND) {
+        rv = dme_sync_run(res, s, rq, p);
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
     /* a paged answer is not complete: the next page must really run */
     if (!mc_dead && st.highestmodseq && !(*res)->delta->more) {
+        now_text = status_text(&st, answer_key(*res, a, next), p);
         dme_mc_blob_set(dme_glue_mc(), "st", name, nlen, now_text,
                         strlen(now_text) + 1, 86400);
     }
@@ -740,15 +749,17 @@ static int run_sync(req_t *q, const sync_args_t *a, dme_sync_state_t *st,
     if (rv != APR_SUCCESS) {
         return mail_fail(q, rv, NULL);
     }
+    if (answer_key(res, a, next) == a->key && a->has_key) {
+        /* Nothing changed for the client: same key, nothing to store. */
+        body = dme_proto_sync(&len, a->folder, a->key, res, r->pool);
+        return send_xml(q, HTTP_OK, body, len);
+    }
     body = dme_proto_sync(&len, a->folder, next, res, r->pool);
     memset(&nst, 0, sizeof(nst));
     nst.client_id = a->client;
     nst.folder = a->folder;
     nst.key = next;
-    /* Nothing changed for the client: keep its notes, move the key. */
-    nst.notes = expect && dme_delta_is_empty(res->delta)
-                    ? NULL
-                    : dme_notes_serialize(res->delta->next, r->pool);
+    nst.notes = dme_notes_serialize(res->delta->next, r->pool);
     nst.prev_key = a->has_key ? a->key : 0;
     nst.prev_response = body;
     nst.prev_response_len = len;
