@@ -728,7 +728,8 @@ static void dme_child_init(apr_pool_t *p, server_rec *s)
     dme_srv_conf *sc = ap_get_module_config(s->module_config, &dme_module);
     apr_status_t rv;
 
-    rv = dme_imap_pool_create(&imap_pool, 16, apr_time_from_sec(60), p);
+    /* one idle login per worker thread at most: a busy server keeps them */
+    rv = dme_imap_pool_create(&imap_pool, 64, apr_time_from_sec(60), p);
     if (rv == APR_SUCCESS) {
         rv = dme_store_init(p);
     }
