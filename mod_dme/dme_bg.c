@@ -157,6 +157,43 @@ static void push_clients(job_t *j, ap_dbd_t *db)
     }
 }
 
+/* What the STATUS poll last saw of a user's INBOX, as text in memcached,
+ * so a poll in any process or server compares with it. */
+static const char *poll_name(const char *user, apr_pool_t *p)
+{
+    return apr_pstrcat(p, "poll\n", user, NULL);
+}
+
+static const char *poll_text(const dme_imap_status_t *st, apr_pool_t *p)
+{
+    return apr_psprintf(p, "%u %u %u %" APR_UINT64_T_FMT, st->uidvalidity,
+                        st->uidnext, st->messages, st->highestmodseq);
+}
+
+static void poll_remember(const char *user, const char *text, apr_pool_t *p)
+{
+    const char *name = poll_name(user, p);
+
+    dme_mc_blob_set(dme_glue_mc(), "poll", name, strlen(name), text,
+                    strlen(text) + 1, 86400);
+}
+
+/* A build of an INBOX, whatever started it, counts as the poll having
+ * seen the INBOX as it is now: else a change Dovecot pushed would be
+ * found again by the next poll and built, and pushed to clients, twice.
+ * Recorded before the build reads, so mail arriving meanwhile is still
+ * new to the poll. */
+static void poll_seen(dme_imap_t *s, const job_t *j)
+{
+    dme_srv_conf *sc = ap_get_module_config(bg.s->module_config, &dme_module);
+    dme_imap_status_t st;
+
+    if (sc->poll > 0 && strcasecmp(j->folder, "INBOX") == 0 &&
+        dme_imap_status(&st, s, "INBOX", j->pool) == APR_SUCCESS) {
+        poll_remember(j->user, poll_text(&st, j->pool), j->pool);
+    }
+}
+
 /* Read, update and store the pre-cache of one folder. */
 static apr_status_t build(job_t *j, ap_dbd_t *db)
 {
@@ -185,6 +222,7 @@ static apr_status_t build(job_t *j, ap_dbd_t *db)
     if (rv != APR_SUCCESS) {
         return rv;
     }
+    poll_seen(s, j);
     rv = dme_precache_update(
         &pc, &how, s, j->folder, old,
         apr_time_now() -
@@ -386,12 +424,11 @@ void dme_bg_child_init(apr_pool_t *p, server_rec *s)
 static APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) * wd_get;
 static APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) * wd_register;
 
-/* One user's INBOX changed since the last poll? The last STATUS tuple is
- * kept in memcached so a poll in any process or server compares with it. */
+/* One user's INBOX changed since the poll (or a build) last saw it? */
 static void poll_user(server_rec *s, const dme_dir_conf *dc, ap_dbd_t *db,
                       const char *user, apr_pool_t *p)
 {
-    const char *name = apr_pstrcat(p, "poll\n", user, NULL), *then, *now;
+    const char *name = poll_name(user, p), *then, *now;
     dme_imap_status_t st;
     dme_imap_login_t login;
     apr_size_t len;
@@ -412,15 +449,13 @@ static void poll_user(server_rec *s, const dme_dir_conf *dc, ap_dbd_t *db,
         return;
     }
     dme_imap_release(dme_glue_imap_pool(), im);
-    now = apr_psprintf(p, "%u %u %u %" APR_UINT64_T_FMT, st.uidvalidity,
-                       st.uidnext, st.messages, st.highestmodseq);
+    now = poll_text(&st, p);
     if (dme_mc_blob_get(&then, &len, dme_glue_mc(), "poll", name, strlen(name),
                         p) == APR_SUCCESS &&
         len > 0 && then[len - 1] == '\0' && strcmp(then, now) != 0) {
         dme_bg_queue_build(s, dc, user, "INBOX");
     }
-    dme_mc_blob_set(dme_glue_mc(), "poll", name, strlen(name), now,
-                    strlen(now) + 1, 86400);
+    poll_remember(user, now, p);
 }
 
 static apr_status_t poll_tick(int state, void *data, apr_pool_t *p)
