@@ -10,12 +10,17 @@
 # Usage: services.sh COMMAND ARGS...     (or source it for the functions)
 #   dovecot-setup DIR IMAP_PORT [PUSH_URL]
 #                                  write DIR/dovecot/dovecot.conf + users
-#                                  (env DOVECOT_AUTH_FAILURE_DELAY, e.g. 0);
+#                                  (env DOVECOT_AUTH_FAILURE_DELAY, e.g. 0;
+#                                  DOVECOT_USERNAME_CHARS, if set, the
+#                                  characters a user name may hold, empty
+#                                  for any);
 #                                  with PUSH_URL, delivery PUTs a JSON note
 #                                  there for users with push enabled (env
 #                                  DOVECOT_PUSH_CA_FILE: PEM file trusted
 #                                  for an https PUSH_URL)
 #   dovecot-start DIR | dovecot-stop DIR
+#   user-add DIR USER PASSWORD     one more mailbox user (any UTF-8 name
+#                                  DOVECOT_USERNAME_CHARS lets in)
 #   deliver DIR USER FILE          deliver a mail file into USER's INBOX
 #   push-enable DIR USER           let delivery to USER notify PUSH_URL
 #   memcached-start DIR PORT | memcached-stop DIR
@@ -36,6 +41,8 @@ MAIL_GROUP=nogroup
 START_TIMEOUT=${DME_START_TIMEOUT:-15}
 # Dovecot delays its answer to a failed login by this much (its default).
 DOVECOT_AUTH_FAILURE_DELAY=${DOVECOT_AUTH_FAILURE_DELAY:-2 secs}
+# Dovecot's own default refuses spaces and non-ASCII in user names; when
+# DOVECOT_USERNAME_CHARS is set (empty: any character), it applies instead.
 # Certificates Dovecot trusts when it pushes to an https URL: a self-signed
 # server certificate itself will do. Empty: the system's CAs.
 DOVECOT_PUSH_CA_FILE=${DOVECOT_PUSH_CA_FILE:-}
@@ -241,6 +248,7 @@ service anvil {
   }
 }
 auth_failure_delay = $DOVECOT_AUTH_FAILURE_DELAY
+$(dovecot_username_chars_conf)
 # "alice*dmemaster" with the master password opens alice's mailbox; SASL
 # PLAIN with authzid alice and authcid dmemaster does the same.
 auth_master_user_separator = *
@@ -318,6 +326,29 @@ plugin {
   push_notification_driver = ox:url=$1 user_from_metadata
 }
 EOF
+}
+
+dovecot_username_chars_conf() {
+    [ -z "${DOVECOT_USERNAME_CHARS+set}" ] ||
+        echo "auth_username_chars = $DOVECOT_USERNAME_CHARS"
+}
+
+# Adds USER to the passwd-file of DIR's Dovecot (which rereads it at the
+# next login). Dovecot lower-cases the ASCII letters of every login name
+# before it looks the name up (auth_username_format %Lu), so the line
+# holds the name that way; logins and mail deliveries may spell it as they
+# like.
+dovecot_user_add() {
+    local dir user pw name
+    [ $# -eq 3 ] || svc_die "usage: user-add DIR USER PASSWORD"
+    dir=$(svc_abs "$1") user=$2 pw=$3
+    case $user$pw in
+    *:* | *$'\n'* | *'*'*) svc_die "user-add: no ':', '*' or newline, please" ;;
+    esac
+    [ -n "$user" ] || svc_die "user-add: empty user name"
+    [ -f "$dir/dovecot/users" ] || svc_die "user-add: run dovecot-setup first"
+    name=$(printf '%s' "$user" | LC_ALL=C tr '[:upper:]' '[:lower:]')
+    printf '%s:{PLAIN}%s::::::\n' "$name" "$pw" >>"$dir/dovecot/users"
 }
 
 dovecot_start() {
@@ -520,6 +551,7 @@ services_main() {
     mailbox-fill) mailbox_fill "$@" ;;
     deliver) dovecot_deliver "$@" ;;
     push-enable) dovecot_push_enable "$@" ;;
+    user-add) dovecot_user_add "$@" ;;
     free-port) free_port ;;
     status) [ $# -eq 1 ] || svc_die "usage: status DIR"; services_status "$1" ;;
     *)

@@ -1,15 +1,17 @@
 #!/bin/bash
 # Runs the Apache::Test suites (t/*.t) against real services, all fresh
 # for every run and all on 127.0.0.1 ports chosen at run time:
-#   Dovecot    users alice, bob, carol (+ master user dmemaster); alice has
-#              20 messages from the last 20 days and 2 older ones
+#   Dovecot    users alice, bob, carol and "José Smith" (a space and a
+#              non-ASCII letter in the name; password jose-secret), + the
+#              master user dmemaster; alice has 20 messages from the last
+#              20 days and 2 older ones
 #   memcached  empty
 #   SMTP sink  stores what it receives in t/services/smtp/<n>.eml/.env
-# Apache users (t/services/users.htpasswd): alice, bob, carol and mallory,
-# who has no mailbox, and dmepush, as whom Dovecot's delivery PUTs its
-# new-mail notes to http://127.0.0.1:<httpd port>/dme/push (a password
-# made for each run; see services.sh push-enable and deliver). Arguments
-# go to t/TEST, e.g. a single test file:
+# Apache users (t/services/users.htpasswd): alice, bob, carol, José Smith
+# and mallory, who has no mailbox, and dmepush, as whom Dovecot's delivery
+# PUTs its new-mail notes to http://127.0.0.1:<httpd port>/dme/push (a
+# password made for each run; see services.sh push-enable and deliver).
+# Arguments go to t/TEST, e.g. a single test file:
 #   t/run-apache-tests.sh t/00-services.t
 # The tests find the services through DME_IMAP_PORT, DME_SMTP_PORT,
 # DME_MC_PORT, DME_SERVICES_DIR and DME_REPO, the push account through
@@ -32,6 +34,9 @@ ALICE_MESSAGES=20
 ALICE_DAYS=20
 ALICE_OLD=2
 PUSH_USER=dmepush
+# UTF-8, as clients send it in Basic authentication.
+JOSE_USER='José Smith'
+JOSE_PASSWORD=jose-secret
 TEST_PID=
 
 now() { echo "$EPOCHREALTIME"; }
@@ -97,6 +102,8 @@ write_credentials() {
         htpasswd -bB "$SVC/users.htpasswd" "${u%%:*}" "${u#*:}" 2>/dev/null ||
             svc_die "htpasswd failed"
     done
+    htpasswd -bB "$SVC/users.htpasswd" "$JOSE_USER" "$JOSE_PASSWORD" \
+        2>/dev/null || svc_die "htpasswd failed"
     chown root:nogroup "$SVC/users.htpasswd"
     chmod 0640 "$SVC/users.htpasswd"
     install -m 0600 -o nobody -g nogroup /dev/null "$SVC/master.pass"
@@ -141,9 +148,11 @@ write_services_conf() {
 
 start_services() {
     # Failed logins answer at once: tests check refusals, and the module
-    # must not mistake Dovecot's usual 2-second delay for a timeout.
-    DOVECOT_AUTH_FAILURE_DELAY=0 dovecot_setup "$SVC" "$IMAP_PORT" \
-        "$PUSH_URL"
+    # must not mistake Dovecot's usual 2-second delay for a timeout. Any
+    # character may appear in a user name, as in Apache's.
+    DOVECOT_AUTH_FAILURE_DELAY=0 DOVECOT_USERNAME_CHARS='' dovecot_setup \
+        "$SVC" "$IMAP_PORT" "$PUSH_URL"
+    dovecot_user_add "$SVC" "$JOSE_USER" "$JOSE_PASSWORD"
     dovecot_start "$SVC"
     mailbox_fill "$SVC" alice "$ALICE_MESSAGES" "$ALICE_DAYS" "$ALICE_OLD" \
         >/dev/null
