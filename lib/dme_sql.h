@@ -12,9 +12,10 @@
  * threads wait on its locks. SQLite 3.24 or newer is needed for upserts.
  *
  * A certificate and its rows in certificate_addresses are one write too:
- * the row keeps its addresses as a JSON array, and triggers in the schema
- * fill and empty the address table as the row comes and goes. SQLite needs
- * its JSON functions for that (built in since 3.38, an option before).
+ * the row keeps its addresses as a JSON array, which a trigger copies into
+ * the address table when the row comes; when it goes, a trigger (SQLite)
+ * or the foreign key (PostgreSQL) removes them. SQLite needs its JSON
+ * functions for that (built in since 3.38, an option before).
  */
 #ifndef DME_SQL_H
 #define DME_SQL_H

@@ -165,7 +165,8 @@ apr_status_t dme_store_sync_delete(const apr_dbd_driver_t *d, apr_dbd_t *h,
  * where nothing was stored) except source_user, which may be NULL, and
  * addresses is never NULL. */
 typedef struct dme_stored_cert_t {
-    const char *fingerprint; /* SHA-256 of der, 64 lowercase hex digits */
+    /* SHA-256 of der as 64 lowercase hex digits (not recomputed here) */
+    const char *fingerprint;
     const unsigned char *der;
     apr_size_t der_len;
     const char *issuer, *serial; /* together unique among stored ones */
