@@ -36,7 +36,8 @@ typedef struct job_t {
     const char *user, *folder;
     dme_dir_conf dc; /* the settings of the request that asked */
     apr_time_t not_before;
-    int again; /* another change came while this one ran */
+    int again;   /* another change came while this one ran */
+    int retried; /* a failure was retried once already */
 } job_t;
 
 static struct {
@@ -52,6 +53,13 @@ static struct {
 
 static APR_OPTIONAL_FN_TYPE(ap_dbd_open) * dbd_open;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_close) * dbd_close;
+
+/* The project's own codes mean nothing to APR's strerror. */
+static apr_status_t bg_rv(apr_status_t rv)
+{
+    return rv >= APR_OS_START_USERERR && rv < APR_OS_START_USERERR + 100 ? 0
+                                                                         : rv;
+}
 
 const char *dme_pc_key(apr_size_t *len, const char *user, const char *folder,
                        apr_pool_t *p)
@@ -151,7 +159,7 @@ static void push_clients(job_t *j, ap_dbd_t *db)
             continue;
         }
         apr_atomic_inc32(&c->push_failures);
-        ap_log_error(APLOG_MARK, APLOG_INFO, rv, bg.s,
+        ap_log_error(APLOG_MARK, APLOG_INFO, bg_rv(rv), bg.s,
                      DMELOGNO(10040) "push to client %s failed (HTTP %ld)",
                      cl->id, status);
     }
@@ -344,9 +352,16 @@ static void finish_job(job_t *j, apr_status_t rv)
 {
     int again = j->again || rv == APR_EAGAIN;
 
+    /* A pooled connection to a restarted memcached or mail system fails
+     * once before it is replaced: one more try, a second later. */
+    if (rv == DME_EDOWN && !j->retried) {
+        j->retried = 1;
+        again = 1;
+        rv = APR_EAGAIN;
+    }
     if (rv != APR_SUCCESS && rv != APR_EAGAIN) {
         ap_log_error(
-            APLOG_MARK, APLOG_INFO, rv, bg.s,
+            APLOG_MARK, APLOG_INFO, bg_rv(rv), bg.s,
             DMELOGNO(
                 10042) "pre-cache build for %s failed; the next sync reads "
                        "the mail system",
@@ -356,6 +371,9 @@ static void finish_job(job_t *j, apr_status_t rv)
     if (again && !bg.stop) {
         j->again = 0;
         j->not_before = apr_time_now() + (rv == APR_EAGAIN ? RETRY_DELAY : 0);
+        if (rv == APR_SUCCESS) {
+            j->retried = 0;
+        }
         j->next = bg.head;
         bg.head = j;
     } else {

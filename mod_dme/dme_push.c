@@ -78,12 +78,16 @@ int dme_push_handle(request_rec *r, const dme_dir_conf *dc, void *dbv)
         rc = HTTP_BAD_REQUEST;
     }
     if (rc != OK) {
+        int big = rc == HTTP_REQUEST_ENTITY_TOO_LARGE;
+
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       DMELOGNO(10030) "refused a change notification: %s",
-                      why ? why : "unreadable body");
-        return push_fail(
-            r, rc == HTTP_REQUEST_ENTITY_TOO_LARGE ? rc : HTTP_BAD_REQUEST,
-            "malformed", "Expected a push notification");
+                      why   ? why
+                      : big ? "over 64 KiB"
+                            : "unreadable body");
+        return push_fail(r, big ? rc : HTTP_BAD_REQUEST,
+                         big ? "too-large" : "malformed",
+                         "Expected a push notification");
     }
     if (dme_store_user_has_clients(&yes, db->driver, db->handle, ev->user,
                                    r->pool) != APR_SUCCESS) {
