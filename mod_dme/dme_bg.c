@@ -26,8 +26,11 @@ APLOG_USE_MODULE(dme);
 #define PC_EXPIRY      1800 /* seconds; renewed at each rewrite */
 #define BUILD_LOCK_TTL 120
 #define RETRY_DELAY    apr_time_from_msec(500)
-#define PUSH_TIMEOUT   apr_time_from_sec(3)
-#define WD_NAME        "_dme_poll_"
+/* A build waits this long after the first change, so the changes of a
+ * burst (a delivery of many mails notes each one) make one build. */
+#define SETTLE_DELAY apr_time_from_msec(300)
+#define PUSH_TIMEOUT apr_time_from_sec(3)
+#define WD_NAME      "_dme_poll_"
 
 typedef struct job_t {
     struct job_t *next;
@@ -105,7 +108,7 @@ void dme_bg_queue_build(server_rec *s, const dme_dir_conf *dc, const char *user,
     j->user = apr_pstrdup(jp, user);
     j->folder = apr_pstrdup(jp, folder);
     j->dc = *dc;
-    j->not_before = 0;
+    j->not_before = apr_time_now() + SETTLE_DELAY;
     apr_hash_set(bg.pending, j->key, APR_HASH_KEY_STRING, j);
     j->next = bg.head;
     bg.head = j;
@@ -370,7 +373,8 @@ static void finish_job(job_t *j, apr_status_t rv)
     apr_thread_mutex_lock(bg.mu);
     if (again && !bg.stop) {
         j->again = 0;
-        j->not_before = apr_time_now() + (rv == APR_EAGAIN ? RETRY_DELAY : 0);
+        j->not_before =
+            apr_time_now() + (rv == APR_EAGAIN ? RETRY_DELAY : SETTLE_DELAY);
         if (rv == APR_SUCCESS) {
             j->retried = 0;
         }
