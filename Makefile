@@ -47,9 +47,9 @@ unit-test: $(UNIT_BIN)
 apache-test: $(MOD_SO)
 	./t/run-apache-tests.sh
 
-test: all unit-test apache-test
+test: deps all unit-test apache-test
 
-run: all
+run: deps all
 	./scripts/run.sh start
 
 stop:

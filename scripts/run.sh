@@ -72,6 +72,7 @@ make_credentials() {
     push_pw=$(push_password) || exit 1
     if ! htpasswd -cbB "$RUN/users.htpasswd" alice alice-secret 2>/dev/null ||
         ! htpasswd -bB "$RUN/users.htpasswd" bob bob-secret 2>/dev/null ||
+        ! htpasswd -bB "$RUN/users.htpasswd" admin admin-secret 2>/dev/null ||
         ! htpasswd -bB "$RUN/users.htpasswd" "$PUSH_USER" "$push_pw" \
             2>/dev/null; then
         die "htpasswd failed"
@@ -255,6 +256,8 @@ print_usage_notes() {
 mod_dme demo is running.
   URL:          $url/
   Users:        alice / alice-secret, bob / bob-secret
+  Admin pages:  https://127.0.0.1:8443/dme/admin/certificates and
+                .../dme/admin/counters as admin / admin-secret
   IMAP:         127.0.0.1:$IMAP_PORT (Dovecot, technical user dmemaster)
   SMTP sink:    127.0.0.1:$SMTP_PORT (messages land in $RUN/smtp/)
   memcached:    127.0.0.1:$MC_PORT
