@@ -1,5 +1,8 @@
 /* libcurl home: IMAP login with CONNECT_ONLY, then raw send/recv. */
 #include <poll.h>
+#include <stddef.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <stdlib.h>
 #include <apr_strings.h>
@@ -197,6 +200,60 @@ void dme_curl_close(dme_curl_conn_t *c)
     }
 }
 
+/* The four bytes of an IPv4 address, network order. */
+static int private_v4(const unsigned char *b)
+{
+    return b[0] == 0 || b[0] == 10 || b[0] == 127 || b[0] >= 224 ||
+           (b[0] == 169 && b[1] == 254) ||
+           (b[0] == 172 && (b[1] & 0xf0) == 16) ||
+           (b[0] == 192 && b[1] == 168) || (b[0] == 100 && (b[1] & 0xc0) == 64);
+}
+
+int dme_curl_is_private_addr(const void *sa)
+{
+    sa_family_t family;
+
+    /* read through memcpy: the caller's object is a sockaddr_in or
+     * sockaddr_in6, and the compiler may not assume otherwise */
+    memcpy(&family, (const char *)sa + offsetof(struct sockaddr, sa_family),
+           sizeof(family));
+    if (family == AF_INET) {
+        struct sockaddr_in in;
+
+        memcpy(&in, sa, sizeof(in));
+        return private_v4((const unsigned char *)&in.sin_addr.s_addr);
+    }
+    if (family == AF_INET6) {
+        struct sockaddr_in6 in;
+        const unsigned char *b;
+
+        memcpy(&in, sa, sizeof(in));
+        b = in.sin6_addr.s6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(&in.sin6_addr)) {
+            return private_v4(b + 12);
+        }
+        return IN6_IS_ADDR_LOOPBACK(&in.sin6_addr) ||
+               IN6_IS_ADDR_UNSPECIFIED(&in.sin6_addr) ||
+               IN6_IS_ADDR_LINKLOCAL(&in.sin6_addr) ||
+               IN6_IS_ADDR_MULTICAST(&in.sin6_addr) || (b[0] & 0xfe) == 0xfc;
+    }
+    return 1; /* unix sockets and the like: never */
+}
+
+/* Refuse the connection before it is made when the address resolved for
+ * a client's URL is private. */
+static curl_socket_t open_public(void *data, curlsocktype purpose,
+                                 struct curl_sockaddr *addr)
+{
+    int *refused = data;
+
+    if (dme_curl_is_private_addr(&addr->addr)) {
+        *refused = 1;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(addr->family, addr->socktype, addr->protocol);
+}
+
 /* Count and drop what the server answers, refusing more than 64 KiB. */
 static size_t drop_body(char *ptr, size_t size, size_t n, void *data)
 {
@@ -208,8 +265,10 @@ static size_t drop_body(char *ptr, size_t size, size_t n, void *data)
 
 apr_status_t dme_curl_post(long *status, const char *url,
                            const char *content_type, const char *body,
-                           apr_size_t len, apr_interval_time_t timeout)
+                           apr_size_t len, apr_interval_time_t timeout,
+                           int allow_private)
 {
+    int refused = 0;
     long ms = (long)apr_time_as_msec(timeout);
     struct curl_slist *hdrs = NULL;
     char ct[256];
@@ -238,6 +297,10 @@ apr_status_t dme_curl_post(long *status, const char *url,
     SET(CURLOPT_POSTFIELDSIZE, (long)len);
     SET(CURLOPT_WRITEFUNCTION, drop_body);
     SET(CURLOPT_WRITEDATA, &seen);
+    if (!allow_private) {
+        SET(CURLOPT_OPENSOCKETFUNCTION, open_public);
+        SET(CURLOPT_OPENSOCKETDATA, &refused);
+    }
 #undef SET
     if (rc == CURLE_OK) {
         rc = curl_easy_perform(e);
@@ -249,6 +312,9 @@ apr_status_t dme_curl_post(long *status, const char *url,
     curl_slist_free_all(hdrs);
     if (rc == CURLE_OK) {
         return APR_SUCCESS;
+    }
+    if (refused) {
+        return APR_EACCES;
     }
     return map_code(rc) == APR_EINVAL ? APR_EINVAL : DME_EDOWN;
 }

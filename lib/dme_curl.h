@@ -48,9 +48,17 @@ void dme_curl_close(dme_curl_conn_t *c);
 
 /* POST a small document to an http(s) URL (a client's push endpoint):
  * no redirects, protocols http and https only, the answer body read and
- * dropped (at most 64 KiB). *status gets the HTTP status. DME_EDOWN when
- * nothing answered within timeout. */
+ * dropped (at most 64 KiB). Unless allow_private, a connection to a
+ * private address (checked on the address actually connected to, so
+ * DNS tricks do not get around it) is refused: APR_EACCES. *status gets
+ * the HTTP status. DME_EDOWN when nothing answered within timeout. */
 apr_status_t dme_curl_post(long *status, const char *url,
                            const char *content_type, const char *body,
-                           apr_size_t len, apr_interval_time_t timeout);
+                           apr_size_t len, apr_interval_time_t timeout,
+                           int allow_private);
+
+/* Whether an address is one a URL taken from a client must not reach
+ * unless the administrator allows it: loopback, link-local, private
+ * (RFC 1918, ULA), unspecified, multicast. sa is a struct sockaddr. */
+int dme_curl_is_private_addr(const void *sa);
 #endif

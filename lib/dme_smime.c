@@ -388,6 +388,24 @@ static int is_weak_md(int nid)
 
 /* Why the algorithms of the signer or of its certificate are too weak to
  * rely on; NULL when they are not. */
+/* Keys too small to encrypt to today: RSA and DSA under 2048 bits, EC
+ * under 256 (NIST SP 800-131A). */
+static const char *weak_key(X509 *x, apr_pool_t *p)
+{
+    EVP_PKEY *k = X509_get0_pubkey(x);
+    int bits = k ? EVP_PKEY_get_bits(k) : 0;
+    int id = k ? EVP_PKEY_get_base_id(k) : NID_undef;
+    int min = id == EVP_PKEY_EC ? 256 : 2048;
+
+    if (!k || id == EVP_PKEY_ED25519 || id == EVP_PKEY_ED448) {
+        return NULL;
+    }
+    if (bits > 0 && bits < min) {
+        return apr_psprintf(p, "a %d-bit %s key", bits, OBJ_nid2sn(id));
+    }
+    return NULL;
+}
+
 static const char *weakness(CMS_SignerInfo *si, X509 *x, apr_pool_t *p)
 {
     X509_ALGOR *dig = NULL, *sig = NULL;
@@ -410,7 +428,7 @@ static const char *weakness(CMS_SignerInfo *si, X509 *x, apr_pool_t *p)
         return apr_pstrcat(p, "certificate signed with ", OBJ_nid2sn(md), NULL);
     }
     ERR_clear_error();
-    return NULL;
+    return weak_key(x, p);
 }
 
 /* Why the signer's signature does not hold over the content that chain

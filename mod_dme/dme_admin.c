@@ -129,7 +129,10 @@ static int detail_page(request_rec *r, ap_dbd_t *db, const char *base,
                esc(r, dme_proto_time(c->not_after, r->pool)),
                esc(r, c->key_usage), c->can_encrypt ? "yes" : "no",
                esc(r, c->status), esc(r, dme_proto_time(c->harvested, r->pool)),
-               esc(r, c->source_user), esc(r, c->source_message_id));
+               esc(r, c->source_user),
+               esc(r, c->source_message_id && *c->source_message_id
+                          ? c->source_message_id
+                          : "(none)"));
     for (i = 0; i < c->addresses->nelts; i++) {
         ap_rprintf(r, "%s%s", i ? "<br>" : "",
                    esc(r, APR_ARRAY_IDX(c->addresses, i, const char *)));
@@ -148,7 +151,7 @@ static int detail_page(request_rec *r, ap_dbd_t *db, const char *base,
 static int delete_cert(request_rec *r, ap_dbd_t *db, const char *base)
 {
     apr_array_header_t *pairs = NULL;
-    const char *fp = NULL, *token = NULL;
+    const char *fp = NULL, *token = NULL, *action = NULL;
     apr_status_t rv;
     int i;
 
@@ -157,20 +160,29 @@ static int delete_cert(request_rec *r, ap_dbd_t *db, const char *base)
     }
     for (i = 0; pairs && i < pairs->nelts; i++) {
         ap_form_pair_t *f = &APR_ARRAY_IDX(pairs, i, ap_form_pair_t);
+        const char **slot = !strcmp(f->name, "fp")       ? &fp
+                            : !strcmp(f->name, "csrf")   ? &token
+                            : !strcmp(f->name, "action") ? &action
+                                                         : NULL;
         apr_off_t len;
         apr_size_t size;
         char *v;
 
+        if (!slot) {
+            continue;
+        }
+        if (*slot) {
+            return HTTP_BAD_REQUEST; /* each field once */
+        }
         apr_brigade_length(f->value, 1, &len);
         size = (apr_size_t)len;
         v = apr_palloc(r->pool, size + 1);
         apr_brigade_flatten(f->value, v, &size);
         v[size] = '\0';
-        if (!strcmp(f->name, "fp")) {
-            fp = v;
-        } else if (!strcmp(f->name, "csrf")) {
-            token = v;
-        }
+        *slot = v;
+    }
+    if (!action || strcmp(action, "delete") != 0) {
+        return HTTP_BAD_REQUEST;
     }
     if (!token || strcmp(token, csrf_token(r)) != 0) {
         ap_log_rerror(
@@ -194,10 +206,29 @@ static int delete_cert(request_rec *r, ap_dbd_t *db, const char *base)
     return HTTP_SEE_OTHER;
 }
 
+/* One query parameter, form-decoded ('+' is a space), as a browser's
+ * GET form sends it; NULL when absent or undecodable. */
+static const char *form_arg(request_rec *r, const char *name)
+{
+    char *args = apr_pstrdup(r->pool, r->args ? r->args : ""), *pair, *last;
+    apr_size_t n = strlen(name);
+
+    for (pair = apr_strtok(args, "&", &last); pair;
+         pair = apr_strtok(NULL, "&", &last)) {
+        if (!strncmp(pair, name, n) && pair[n] == '=') {
+            char *v = pair + n + 1;
+
+            return ap_unescape_urlencoded(v) == OK ? v : NULL;
+        }
+    }
+    return NULL;
+}
+
 int dme_admin_certs(request_rec *r, void *dbv, const char *base)
 {
     ap_dbd_t *db = dbv;
     apr_table_t *args;
+    const char *q;
 
     if (r->method_number == M_POST) {
         return delete_cert(r, db, base);
@@ -207,8 +238,9 @@ int dme_admin_certs(request_rec *r, void *dbv, const char *base)
         return HTTP_METHOD_NOT_ALLOWED;
     }
     ap_args_to_table(r, &args);
+    q = form_arg(r, "q");
     if (apr_table_get(args, "fp")) {
         return detail_page(r, db, base, apr_table_get(args, "fp"));
     }
-    return list_page(r, db, base, apr_table_get(args, "q"));
+    return list_page(r, db, base, q);
 }

@@ -134,6 +134,13 @@ static apr_status_t stored_password(const char **pw, job_t *j, ap_dbd_t *db)
     return rv;
 }
 
+static int push_private_allowed(void)
+{
+    dme_srv_conf *sc = ap_get_module_config(bg.s->module_config, &dme_module);
+
+    return sc->push_private == 1;
+}
+
 /* Tell every client of the user that registered an endpoint. */
 static void push_clients(job_t *j, ap_dbd_t *db)
 {
@@ -156,7 +163,7 @@ static void push_clients(job_t *j, ap_dbd_t *db)
         }
         doc = dme_json_push_notice(cl->id, j->folder, j->pool);
         rv = dme_curl_post(&status, cl->push_url, "application/json", doc,
-                           strlen(doc), PUSH_TIMEOUT);
+                           strlen(doc), PUSH_TIMEOUT, push_private_allowed());
         if (rv == APR_SUCCESS && status >= 200 && status < 300) {
             apr_atomic_inc32(&c->pushes);
             continue;

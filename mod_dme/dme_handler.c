@@ -22,6 +22,9 @@
 #include "dme_engine.h"
 #include "dme_precache.h"
 #include "dme_mc.h"
+#include "dme_curl.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 APLOG_USE_MODULE(dme);
 
@@ -391,14 +394,40 @@ static int with_mailbox(dme_imap_t **s, req_t *q)
 }
 
 /* Where a client wants to be told of new mail: an http(s) URL with a
- * host, no user info (credentials would end up in logs). */
-static int is_push_url(const char *url, apr_pool_t *p)
+ * host, no user info (credentials would end up in logs), nothing a URL
+ * may not hold; and unless DMEPushAllowPrivate, no private IP address
+ * (a host name is checked again on the address connected to). */
+static int is_push_url(const char *url, int allow_private, apr_pool_t *p)
 {
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
+    const char *c;
     apr_uri_t u;
 
-    return url && apr_uri_parse(p, url, &u) == APR_SUCCESS && u.scheme &&
-           (!strcasecmp(u.scheme, "https") || !strcasecmp(u.scheme, "http")) &&
-           u.hostname && *u.hostname && !u.user && !u.password;
+    for (c = url; c && *c; c++) {
+        if ((unsigned char)*c <= ' ' || *c == 0x7f) {
+            return 0;
+        }
+    }
+    if (!url || apr_uri_parse(p, url, &u) != APR_SUCCESS || !u.scheme ||
+        (strcasecmp(u.scheme, "https") && strcasecmp(u.scheme, "http")) ||
+        !u.hostname || !*u.hostname || u.user || u.password) {
+        return 0;
+    }
+    if (allow_private) {
+        return 1;
+    }
+    memset(&v4, 0, sizeof(v4));
+    memset(&v6, 0, sizeof(v6));
+    v4.sin_family = AF_INET;
+    v6.sin6_family = AF_INET6;
+    if (inet_pton(AF_INET, u.hostname, &v4.sin_addr) == 1) {
+        return !dme_curl_is_private_addr(&v4);
+    }
+    if (inet_pton(AF_INET6, u.hostname, &v6.sin6_addr) == 1) {
+        return !dme_curl_is_private_addr(&v6);
+    }
+    return strcasecmp(u.hostname, "localhost") != 0;
 }
 
 static int do_enrol(req_t *q)
@@ -421,7 +450,7 @@ static int do_enrol(req_t *q)
     push_url = field(xr, "pushUrl", NULL, 2048);
     if (!name || !platform || apr_table_elts(xr->fields)->nelts > 3 ||
         (apr_table_get(xr->fields, "pushUrl") &&
-         !is_push_url(push_url, r->pool))) {
+         !is_push_url(push_url, q->sc->push_private == 1, r->pool))) {
         return fail(q, HTTP_BAD_REQUEST, "malformed",
                     "enrol takes a name, a platform (short text) and an "
                     "optional http(s) pushUrl");
@@ -965,7 +994,8 @@ static int do_certificates(req_t *q)
     rc = list ? dme_certs_lookup(q->r, q->db, list) : HTTP_BAD_REQUEST;
     if (rc == HTTP_BAD_REQUEST) {
         return fail(q, rc, "malformed",
-                    "certificates takes 1 to 50 addresses in <addresses>");
+                    "certificates takes 1 to 50 distinct e-mail addresses "
+                    "(each with an @) in <addresses>");
     }
     return rc;
 }
@@ -982,7 +1012,8 @@ static int do_harvest(req_t *q)
         return fail(q, HTTP_NOT_FOUND, "no-harvest",
                     "Certificate harvesting is off on this server");
     }
-    if (!ct || strncasecmp(ct, "message/rfc822", 14) ||
+    if (!ct || apr_table_get(q->r->headers_in, "Content-Encoding") ||
+        strncasecmp(ct, "message/rfc822", 14) ||
         (ct[14] && ct[14] != ';' && ct[14] != ' ')) {
         return fail(q, HTTP_UNSUPPORTED_MEDIA_TYPE, "wrong-type",
                     "Send the message as message/rfc822");
@@ -991,10 +1022,30 @@ static int do_harvest(req_t *q)
     if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
         return fail(q, rc, "too-large", "The message is too large");
     }
-    if (rc != OK) {
-        return fail(q, HTTP_BAD_REQUEST, "bad-body", "Unreadable body");
+    if (rc != OK || len == 0) {
+        return fail(q, HTTP_BAD_REQUEST, "bad-body",
+                    len ? "Unreadable body" : "Empty message");
     }
     return dme_harvest_run(q->r, q->db, msg, len);
+}
+
+/* A long-poll on a folder that does not exist would never end well. */
+static int folder_exists(req_t *q, const char *folder)
+{
+    dme_imap_status_t st;
+    apr_status_t rv;
+    dme_imap_t *s;
+    int rc;
+
+    if ((rc = with_mailbox(&s, q)) != DECLINED) {
+        return rc;
+    }
+    rv = dme_imap_status(&st, s, folder, q->r->pool);
+    dme_imap_release(dme_glue_imap_pool(), s);
+    if (rv == DME_ENOMBOX || rv == APR_EINVAL) {
+        return fail(q, HTTP_NOT_FOUND, "no-such-folder", "No such folder");
+    }
+    return rv == APR_SUCCESS ? DECLINED : mail_fail(q, rv, NULL);
 }
 
 static int do_wait(req_t *q)
@@ -1017,6 +1068,10 @@ static int do_wait(req_t *q)
     if (!dme_glue_mc()) {
         return fail(q, HTTP_NOT_FOUND, "no-push",
                     "Pre-caching and push are off on this server");
+    }
+    folder = folder_name(folder);
+    if ((rc = folder_exists(q, folder)) != DECLINED) {
+        return rc;
     }
     return dme_wait_run(q->r, c->id, folder);
 }

@@ -87,7 +87,8 @@ int dme_push_handle(request_rec *r, const dme_dir_conf *dc, void *dbv)
                             : "unreadable body");
         return push_fail(r, big ? rc : HTTP_BAD_REQUEST,
                          big ? "too-large" : "malformed",
-                         "Expected a push notification");
+                         big ? "The notification is over 64 KiB"
+                             : "Expected a push notification");
     }
     if (dme_store_user_has_clients(&yes, db->driver, db->handle, ev->user,
                                    r->pool) != APR_SUCCESS) {

@@ -9,6 +9,7 @@
 #include <http_protocol.h>
 #include <apr_strings.h>
 #include <apr_base64.h>
+#include <apr_hash.h>
 #include <apr_dbd.h>
 #include <mod_dbd.h>
 
@@ -237,6 +238,7 @@ int dme_certs_lookup(request_rec *r, void *dbv, const char *addresses)
     dme_xml_w_t *w = dme_xml_writer_create("certificates", r->pool);
     char *list = apr_pstrdup(r->pool, addresses), *addr, *last;
     int budget = dme_conf_smime_max(sc), count = 0;
+    apr_hash_t *seen = apr_hash_make(r->pool);
     ap_dbd_t *db = dbv;
     const char *body;
     apr_size_t len;
@@ -244,16 +246,22 @@ int dme_certs_lookup(request_rec *r, void *dbv, const char *addresses)
     dme_xml_attr(w, "limit", apr_itoa(r->pool, budget));
     for (addr = apr_strtok(list, " ,\t\r\n", &last); addr;
          addr = apr_strtok(NULL, " ,\t\r\n", &last)) {
+        char *lower = apr_pstrdup(r->pool, addr);
         apr_array_header_t *all;
 
-        if (++count > 50 || !strchr(addr, '@')) {
+        ap_str_tolower(lower);
+        if (apr_hash_get(seen, lower, APR_HASH_KEY_STRING)) {
+            continue; /* asked twice: answered once */
+        }
+        apr_hash_set(seen, lower, APR_HASH_KEY_STRING, lower);
+        if (++count > 50 || !strchr(addr, '@') || strlen(addr) > 320) {
             return HTTP_BAD_REQUEST;
         }
-        ap_str_tolower(addr);
-        if (dme_store_cert_find(&all, db->driver, db->handle, addr, r->pool) !=
+        if (dme_store_cert_find(&all, db->driver, db->handle, lower, r->pool) !=
             APR_SUCCESS) {
             return HTTP_SERVICE_UNAVAILABLE;
         }
+        /* the address as the client sent it, so it can match its own */
         write_address(w, addr, all, &budget, r->pool);
     }
     if (count == 0) {

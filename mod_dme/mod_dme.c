@@ -194,6 +194,7 @@ static void *create_srv_conf(apr_pool_t *p, server_rec *s)
     c->hb_max = -1;
     c->smime_harvest = -1;
     c->smime_max = -1;
+    c->push_private = -1;
     return c;
 }
 
@@ -210,6 +211,7 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(hb_min);
     MERGE_INT(hb_max);
     MERGE_INT(smime_harvest);
+    MERGE_INT(push_private);
     MERGE_PTR(smime_ca_file);
     MERGE_INT(smime_max);
     MERGE_PTR(mail_domain);
@@ -469,6 +471,12 @@ static const char *set_harvest(cmd_parms *cmd, void *dc, int on)
     return NULL;
 }
 
+static const char *set_push_private(cmd_parms *cmd, void *dc, int on)
+{
+    srv_conf(cmd)->push_private = on;
+    return NULL;
+}
+
 static const char *set_smime_ca(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *path = ap_server_root_relative(cmd->pool, arg);
@@ -577,6 +585,8 @@ static const command_rec dme_cmds[] = {
                   "memcached servers (libmemcached configuration string)"),
     AP_INIT_FLAG("DMESmimeHarvest", set_harvest, NULL, DIRCONF,
                  "store S/MIME certificates of external senders"),
+    AP_INIT_FLAG("DMEPushAllowPrivate", set_push_private, NULL, RSRC_CONF,
+                 "client push URLs may name loopback or private addresses"),
     AP_INIT_TAKE1("DMESmimeCAFile", set_smime_ca, NULL, RSRC_CONF,
                   "trust anchors for harvested certificates"),
     AP_INIT_TAKE1("DMESmimeMaxCertificates", set_smime_max, NULL, RSRC_CONF,

@@ -45,9 +45,10 @@ typedef struct dme_srv_conf {
     int warning_accepted;        /* technical user may pre-cache */
     apr_interval_time_t hb_min, hb_max; /* long-poll heartbeat bounds */
     int smime_harvest;                  /* -1 unset, 0 off, 1 on */
-    const char *smime_ca_file;          /* trust anchors; NULL: system bundle */
-    int smime_max;                      /* certificates per lookup answer */
-    const char *mail_domain;            /* users' addresses are user@domain */
+    int push_private;          /* client push URLs may be private (-1, 0, 1) */
+    const char *smime_ca_file; /* trust anchors; NULL: system bundle */
+    int smime_max;             /* certificates per lookup answer */
+    const char *mail_domain;   /* users' addresses are user@domain */
     struct dme_smime_trust_t *smime_trust; /* loaded in post_config */
     const char *key_file;
     dme_crypto_key_t *key;      /* loaded in post_config when needed */

@@ -8,7 +8,7 @@ use Apache::Test qw(-withtestmore);
 use MIME::Base64 qw(decode_base64);
 use DmeTest;
 
-plan tests => 35;
+plan tests => 36;
 
 my $ca = services() . '/smime';
 my $state = $ENV{DME_STATE} || "$ENV{DME_REPO}/t/state";
@@ -76,7 +76,8 @@ is($reason, 'already-stored', 'the same certificate again: already stored');
 # 2. Lookup: case-insensitive, several at once, unknown address.
 my $st;
 ($res, $st) = lookup('BOB@External.Test', 'nobody@nowhere.test');
-is($st->{'bob@external.test'}, 'found', 'bob has a certificate');
+is($st->{'BOB@External.Test'}, 'found',
+   'bob has a certificate (the address comes back as sent)');
 is($st->{'nobody@nowhere.test'}, 'none', 'an unknown address has none');
 my ($b64) = $res->content =~ /<der>([^<]+)<\/der>/;
 ok($b64 && decode_base64($b64) eq der_of('bob'), 'the DER served is the one signed with');
@@ -100,6 +101,9 @@ is($st->{'alice@example.org'}, 'none', 'nor alice');
 (undef, $reason) = harvest(signed(who => 'carol', from => 'carol@external.test',
                                   subject => 'Opaque', opaque => 1));
 is($reason, 'stored', 'opaque signed-data is harvested too');
+(undef, $reason) = harvest(signed(who => 'weak', from => 'walt@external.test',
+                                  subject => 'Small key'));
+is($reason, 'weak', 'a 1024-bit RSA signer is weak, not stored');
 ($res) = harvest("From: x\@y.test\nSubject: plain\n\nno signature\n");
 like($res->content, qr/reason="no-signature"/, 'plain mail: no signature');
 
@@ -166,13 +170,13 @@ my ($token) = $res->content =~ /name="csrf" value="([0-9a-f]{64})"/;
 ok($token, 'details carry a form token');
 $res = request(path => '/dme/admin/certificates', %admin,
                type => 'application/x-www-form-urlencoded',
-               body => "fp=$bobfp&csrf=" . ('0' x 64));
+               body => "fp=$bobfp&action=delete&csrf=" . ('0' x 64));
 is($res->code, 403, 'a delete with a wrong token is refused');
 ($res, $st) = lookup('bob@external.test');
 is($st->{'bob@external.test'}, 'found', 'and nothing was deleted');
 $res = request(path => '/dme/admin/certificates', %admin,
                type => 'application/x-www-form-urlencoded',
-               body => "fp=$bobfp&csrf=$token");
+               body => "fp=$bobfp&action=delete&csrf=$token");
 is($res->code, 303, 'with the token it is deleted');
 ($res, $st) = lookup('bob@external.test');
 is($st->{'bob@external.test'}, 'none', 'and gone');

@@ -162,6 +162,7 @@ start_services() {
     "$T/smime-ca.sh" "$SVC/smime" bob=bob@external.test \
         carol=carol@external.test dave=dave@external.test \
         erin=erin@external.test gina=gina@external.test \
+        weak=walt@external.test \
         alice=alice@example.org
 }
 

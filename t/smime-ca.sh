@@ -16,8 +16,9 @@ for spec in "$@"; do
     name=${spec%%=*}
     addr=${spec#*=}
     days=30
-    case $name in short*) days=1 ;; esac
-    openssl req -newkey rsa:2048 -nodes -keyout "$name.key" -out "$name.csr" \
+    bits=2048
+    case $name in short*) days=1 ;; weak*) bits=1024 ;; esac
+    openssl req -newkey "rsa:$bits" -nodes -keyout "$name.key" -out "$name.csr" \
         -subj "/CN=$name/emailAddress=$addr" 2>/dev/null
     printf '%s\n' "subjectAltName=email:$addr" \
         "keyUsage=digitalSignature,keyEncipherment" \
