@@ -515,6 +515,33 @@ static apr_status_t note_from_fetch(dme_notes_t *ns, const dme_imap_fetch_t *f,
                              header_msgid(f, p));
 }
 
+/* The FETCH responses of a command, as parsed records. A FETCH without
+ * UID is an unsolicited flag update of some other mail: left out. */
+static apr_status_t collect_fetches(apr_array_header_t *out,
+                                    const apr_array_header_t *resps,
+                                    apr_pool_t *p)
+{
+    int i;
+
+    for (i = 0; i < resps->nelts; i++) {
+        const dme_imap_resp_t *r = APR_ARRAY_IDX(resps, i, dme_imap_resp_t *);
+        dme_imap_fetch_t *f;
+        apr_status_t rv;
+
+        if (!r->name || strcmp(r->name, "FETCH") != 0) {
+            continue;
+        }
+        rv = dme_imap_fetch_get(&f, r, p);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        if (f->uid) {
+            APR_ARRAY_PUSH(out, dme_imap_fetch_t *) = f;
+        }
+    }
+    return APR_SUCCESS;
+}
+
 /* UID FETCH in chunks, so no single response grows without bound. */
 static apr_status_t fetch_chunks(apr_array_header_t *out, dme_imap_t *s,
                                  const apr_uint32_t *uids, int n,
@@ -523,7 +550,7 @@ static apr_status_t fetch_chunks(apr_array_header_t *out, dme_imap_t *s,
     int off;
 
     for (off = 0; off < n; off += FETCH_CHUNK) {
-        int cnt = n - off < FETCH_CHUNK ? n - off : FETCH_CHUNK, i;
+        int cnt = n - off < FETCH_CHUNK ? n - off : FETCH_CHUNK;
         apr_array_header_t *resps;
         const char *set;
         apr_status_t rv;
@@ -536,22 +563,9 @@ static apr_status_t fetch_chunks(apr_array_header_t *out, dme_imap_t *s,
         if (rv != APR_SUCCESS) {
             return rv;
         }
-        for (i = 0; i < resps->nelts; i++) {
-            const dme_imap_resp_t *r =
-                APR_ARRAY_IDX(resps, i, dme_imap_resp_t *);
-            dme_imap_fetch_t *f;
-
-            if (!r->name || strcmp(r->name, "FETCH") != 0) {
-                continue;
-            }
-            rv = dme_imap_fetch_get(&f, r, p);
-            if (rv != APR_SUCCESS) {
-                return rv;
-            }
-            /* A FETCH without UID is an unsolicited flag update. */
-            if (f->uid) {
-                APR_ARRAY_PUSH(out, dme_imap_fetch_t *) = f;
-            }
+        rv = collect_fetches(out, resps, p);
+        if (rv != APR_SUCCESS) {
+            return rv;
         }
     }
     return APR_SUCCESS;
@@ -676,7 +690,6 @@ apr_status_t dme_imap_list_newer(dme_notes_t *ns, dme_imap_t *s,
 {
     apr_array_header_t *resps, *fetches;
     apr_status_t rv;
-    int i;
 
     rv = dme_imap_cmd(&resps, s,
                       apr_psprintf(p,
@@ -689,20 +702,9 @@ apr_status_t dme_imap_list_newer(dme_notes_t *ns, dme_imap_t *s,
         return rv;
     }
     fetches = apr_array_make(p, 8, sizeof(dme_imap_fetch_t *));
-    for (i = 0; i < resps->nelts; i++) {
-        const dme_imap_resp_t *r = APR_ARRAY_IDX(resps, i, dme_imap_resp_t *);
-        dme_imap_fetch_t *f;
-
-        if (!r->name || strcmp(r->name, "FETCH") != 0) {
-            continue;
-        }
-        rv = dme_imap_fetch_get(&f, r, p);
-        if (rv != APR_SUCCESS) {
-            return rv;
-        }
-        if (f->uid) {
-            APR_ARRAY_PUSH(fetches, dme_imap_fetch_t *) = f;
-        }
+    rv = collect_fetches(fetches, resps, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
     return notes_from_fetches(ns, fetches, folder, after_uid, p);
 }

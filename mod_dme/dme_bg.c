@@ -57,13 +57,6 @@ static struct {
 static APR_OPTIONAL_FN_TYPE(ap_dbd_open) * dbd_open;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_close) * dbd_close;
 
-/* The project's own codes mean nothing to APR's strerror. */
-static apr_status_t bg_rv(apr_status_t rv)
-{
-    return rv >= APR_OS_START_USERERR && rv < APR_OS_START_USERERR + 100 ? 0
-                                                                         : rv;
-}
-
 const char *dme_pc_key(apr_size_t *len, const char *user, const char *folder,
                        apr_pool_t *p)
 {
@@ -169,7 +162,7 @@ static void push_clients(job_t *j, ap_dbd_t *db)
             continue;
         }
         apr_atomic_inc32(&c->push_failures);
-        ap_log_error(APLOG_MARK, APLOG_INFO, bg_rv(rv), bg.s,
+        ap_log_error(APLOG_MARK, APLOG_INFO, dme_log_rv(rv), bg.s,
                      DMELOGNO(10040) "push to client %s failed (HTTP %ld)",
                      cl->id, status);
     }
@@ -371,7 +364,7 @@ static void finish_job(job_t *j, apr_status_t rv)
     }
     if (rv != APR_SUCCESS && rv != APR_EAGAIN) {
         ap_log_error(
-            APLOG_MARK, APLOG_INFO, bg_rv(rv), bg.s,
+            APLOG_MARK, APLOG_INFO, dme_log_rv(rv), bg.s,
             DMELOGNO(
                 10042) "pre-cache build for %s failed; the next sync reads "
                        "the mail system",

@@ -58,9 +58,9 @@ static void log_request(void *baton, int level, apr_status_t rv,
 }
 
 /* A short XML error body with the given status. */
-static int fail(req_t *q, int status, const char *code, const char *text)
+int dme_send_error(request_rec *r, int status, const char *code,
+                   const char *text)
 {
-    request_rec *r = q->r;
     const char *body = dme_xml_error(code, text, r->pool);
 
     r->status = status;
@@ -69,6 +69,11 @@ static int fail(req_t *q, int status, const char *code, const char *text)
     ap_set_content_length(r, (apr_off_t)strlen(body));
     ap_rputs(body, r);
     return OK;
+}
+
+static int fail(req_t *q, int status, const char *code, const char *text)
+{
+    return dme_send_error(q->r, status, code, text);
 }
 
 static int send_xml(req_t *q, int status, const char *body, apr_size_t len)
@@ -83,15 +88,6 @@ static int send_xml(req_t *q, int status, const char *body, apr_size_t len)
     return OK;
 }
 
-/* APR's strerror knows nothing of the project's own codes; log those as
- * 0 so the line does not start with a confusing "APR does not
- * understand" prefix (the message itself says what happened). */
-static apr_status_t log_rv(apr_status_t rv)
-{
-    return rv >= APR_OS_START_USERERR && rv < APR_OS_START_USERERR + 100 ? 0
-                                                                         : rv;
-}
-
 /* The mail system failed: map the cause to what the client should do. */
 static int mail_fail(req_t *q, apr_status_t rv, const char *why)
 {
@@ -100,7 +96,7 @@ static int mail_fail(req_t *q, apr_status_t rv, const char *why)
 
     if (rv == DME_EAUTH && dme_conf_access(q->dc) == DME_ACCESS_PASSWORD) {
         ap_log_rerror(
-            APLOG_MARK, APLOG_INFO, log_rv(rv), r,
+            APLOG_MARK, APLOG_INFO, dme_log_rv(rv), r,
             DMELOGNO(10010) "mail system refused the stored password of %s",
             who);
         return fail(q, HTTP_UNAUTHORIZED, "mail-login-refused",
@@ -108,13 +104,13 @@ static int mail_fail(req_t *q, apr_status_t rv, const char *why)
     }
     if (rv == DME_EAUTH) {
         ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, log_rv(rv), r,
+            APLOG_MARK, APLOG_ERR, dme_log_rv(rv), r,
             DMELOGNO(10011) "mail system refused the technical user for %s; "
                             "check DMETechnicalUser and its password",
             who);
     } else if (apr_atomic_cas32(&dme_glue_counters()->mail_down, 1, 0) == 0) {
         ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, log_rv(rv), r,
+            APLOG_MARK, APLOG_ERR, dme_log_rv(rv), r,
             DMELOGNO(10012) "mail system %s unreachable (%s); answering 503 "
                             "until it is back",
             q->login.url, why ? why : "no answer");
@@ -251,9 +247,8 @@ static int open_db(req_t *q)
 }
 
 /* Read the whole body, refusing more than max bytes. */
-static int read_body_max(char **buf, apr_size_t *len, req_t *q, apr_off_t max)
+int dme_read_body(char **buf, apr_size_t *len, request_rec *r, apr_off_t max)
 {
-    request_rec *r = q->r;
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
     apr_size_t off = 0;
     long n;
@@ -335,7 +330,7 @@ static int read_request(dme_xml_req_t **xr, req_t *q, const char *root)
         return fail(q, HTTP_UNSUPPORTED_MEDIA_TYPE, "wrong-type",
                     "Send the request as application/xml");
     }
-    rc = read_body_max(&buf, &len, q, dme_conf_max_body(q->dc));
+    rc = dme_read_body(&buf, &len, q->r, dme_conf_max_body(q->dc));
     if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
         return fail(q, rc, "too-large", "The request body is too large");
     }
@@ -572,7 +567,7 @@ static void mc_failed(req_t *q, apr_status_t rv)
     apr_atomic_inc32(&c->fallbacks);
     if (apr_atomic_cas32(&c->mc_down, 1, 0) == 0) {
         ap_log_rerror(
-            APLOG_MARK, APLOG_ERR, log_rv(rv), q->r,
+            APLOG_MARK, APLOG_ERR, dme_log_rv(rv), q->r,
             DMELOGNO(10024) "memcached unreachable; syncs are served from the "
                             "mail system until it is back");
     }
@@ -1018,7 +1013,7 @@ static int do_harvest(req_t *q)
         return fail(q, HTTP_UNSUPPORTED_MEDIA_TYPE, "wrong-type",
                     "Send the message as message/rfc822");
     }
-    rc = read_body_max(&msg, &len, q, HARVEST_MAX);
+    rc = dme_read_body(&msg, &len, q->r, HARVEST_MAX);
     if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
         return fail(q, rc, "too-large", "The message is too large");
     }

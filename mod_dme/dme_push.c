@@ -23,38 +23,6 @@ APLOG_USE_MODULE(dme);
 #define PUSH_MAX_BODY 65536
 #define WAIT_STEP     apr_time_from_msec(200)
 
-static int push_fail(request_rec *r, int status, const char *code,
-                     const char *text)
-{
-    const char *body = dme_xml_error(code, text, r->pool);
-
-    r->status = status;
-    ap_set_content_type(r, "application/xml; charset=utf-8");
-    ap_rputs(body, r);
-    return OK;
-}
-
-static int read_all(char **buf, apr_size_t *len, request_rec *r, apr_size_t max)
-{
-    apr_size_t off = 0;
-    long n;
-    int rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
-
-    if (rc != OK) {
-        return rc;
-    }
-    *buf = apr_palloc(r->pool, max + 2);
-    while ((n = ap_get_client_block(r, *buf + off, max + 1 - off)) > 0) {
-        off += (apr_size_t)n;
-        if (off > max) {
-            return HTTP_REQUEST_ENTITY_TOO_LARGE;
-        }
-    }
-    (*buf)[off] = '\0';
-    *len = off;
-    return n < 0 ? HTTP_BAD_REQUEST : OK;
-}
-
 int dme_push_handle(request_rec *r, const dme_dir_conf *dc, void *dbv)
 {
     ap_dbd_t *db = dbv;
@@ -66,14 +34,14 @@ int dme_push_handle(request_rec *r, const dme_dir_conf *dc, void *dbv)
 
     if (r->method_number != M_PUT && r->method_number != M_POST) {
         apr_table_setn(r->headers_out, "Allow", "PUT, POST");
-        return push_fail(r, HTTP_METHOD_NOT_ALLOWED, "method",
-                         "Use PUT or POST");
+        return dme_send_error(r, HTTP_METHOD_NOT_ALLOWED, "method",
+                              "Use PUT or POST");
     }
     if (!dme_glue_mc()) {
-        return push_fail(r, HTTP_NOT_FOUND, "no-precache",
-                         "Pre-caching is off on this server");
+        return dme_send_error(r, HTTP_NOT_FOUND, "no-precache",
+                              "Pre-caching is off on this server");
     }
-    rc = read_all(&body, &len, r, PUSH_MAX_BODY);
+    rc = dme_read_body(&body, &len, r, PUSH_MAX_BODY);
     if (rc == OK && dme_json_push_parse(&ev, &why, body, len, r->pool)) {
         rc = HTTP_BAD_REQUEST;
     }
@@ -85,10 +53,10 @@ int dme_push_handle(request_rec *r, const dme_dir_conf *dc, void *dbv)
                       why   ? why
                       : big ? "over 64 KiB"
                             : "unreadable body");
-        return push_fail(r, big ? rc : HTTP_BAD_REQUEST,
-                         big ? "too-large" : "malformed",
-                         big ? "The notification is over 64 KiB"
-                             : "Expected a push notification");
+        return dme_send_error(r, big ? rc : HTTP_BAD_REQUEST,
+                              big ? "too-large" : "malformed",
+                              big ? "The notification is over 64 KiB"
+                                  : "Expected a push notification");
     }
     if (dme_store_user_has_clients(&yes, db->driver, db->handle, ev->user,
                                    r->pool) != APR_SUCCESS) {

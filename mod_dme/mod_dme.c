@@ -43,6 +43,15 @@ dme_imap_pool_t *dme_glue_imap_pool(void)
     return imap_pool;
 }
 
+apr_status_t dme_log_rv(apr_status_t rv)
+{
+    /* APR's strerror knows nothing of the project's own codes; logged as
+     * 0 the line does not start with "APR does not understand this error
+     * code" (the message itself says what happened). */
+    return rv >= APR_OS_START_USERERR && rv < APR_OS_START_USERERR + 100 ? 0
+                                                                         : rv;
+}
+
 dme_counters_t *dme_glue_counters(void)
 {
     return counters ? counters : &counters_local;

@@ -81,8 +81,15 @@ typedef struct dme_counters_t {
 
 dme_counters_t *dme_glue_counters(void);
 
-/* The handler, in dme_handler.c. */
+/* The handler, in dme_handler.c, and what other files answer with: a
+ * short XML error body, and a body read whole (413 past max bytes). */
 int dme_handler(request_rec *r);
+int dme_send_error(request_rec *r, int status, const char *code,
+                   const char *text);
+int dme_read_body(char **buf, apr_size_t *len, request_rec *r, apr_off_t max);
+
+/* rv for a log line: the project's own codes become 0. */
+apr_status_t dme_log_rv(apr_status_t rv);
 
 /* The process's IMAP pool, shared by every virtual host. */
 dme_imap_pool_t *dme_glue_imap_pool(void);
