@@ -36,10 +36,6 @@
     "UPDATE sync_state SET sync_key = %lld, notes = %s, prev_key = %lld, "     \
     "prev_response = %s, updated = %lld "                                      \
     "WHERE client_id = %s AND folder = %s AND sync_key = %lld"
-#define SYNC_ADVANCE                                                           \
-    "UPDATE sync_state SET sync_key = %lld, prev_key = %lld, "                 \
-    "prev_response = %s, updated = %lld "                                      \
-    "WHERE client_id = %s AND folder = %s AND sync_key = %lld"
 #define SYNC_CREATE                                                            \
     "INSERT INTO sync_state (" SYNC_COLUMNS ") "                               \
     "VALUES (%s, %s, %lld, %s, %lld, %s, %lld) "                               \
@@ -212,7 +208,6 @@ static const dme_sql_dialect_t sqlite = {
         [DME_SQL_USER_LIST] = USER_LIST_BY("BINARY"),
         [DME_SQL_SYNC_GET] = SYNC_GET,
         [DME_SQL_SYNC_UPDATE] = SYNC_UPDATE,
-        [DME_SQL_SYNC_ADVANCE] = SYNC_ADVANCE,
         [DME_SQL_SYNC_CREATE] = SYNC_CREATE,
         [DME_SQL_SYNC_DELETE] = SYNC_DELETE,
         [DME_SQL_CERT_PUT] = CERT_PUT,
@@ -306,7 +301,6 @@ static const dme_sql_dialect_t pgsql = {
         [DME_SQL_USER_LIST] = USER_LIST_BY("\"C\""),
         [DME_SQL_SYNC_GET] = SYNC_GET,
         [DME_SQL_SYNC_UPDATE] = SYNC_UPDATE,
-        [DME_SQL_SYNC_ADVANCE] = SYNC_ADVANCE,
         [DME_SQL_SYNC_CREATE] = SYNC_CREATE,
         [DME_SQL_SYNC_DELETE] = SYNC_DELETE,
         [DME_SQL_CERT_PUT] = CERT_PUT,

@@ -37,8 +37,6 @@ typedef enum {
                                   each once, in byte order */
     DME_SQL_SYNC_GET,          /* (client, folder) -> key, notes, prev_key,
                                   prev_response */
-    DME_SQL_SYNC_ADVANCE,      /* (key, prev_key, prev_response, now, client,
-                                  folder, expected key): notes unchanged */
     DME_SQL_SYNC_UPDATE,       /* (key, notes, prev_key, prev_response, now,
                                   client, folder, expected key) */
     DME_SQL_SYNC_CREATE,       /* (client, folder, key, notes, prev_key,

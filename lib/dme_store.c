@@ -697,18 +697,12 @@ apr_status_t dme_store_sync_put(const apr_dbd_driver_t *d, apr_dbd_t *h,
     int n = 0;
 
     if (!d || !h || !st || !st->client_id || !st->folder ||
-        !text_ok(st->prev_response, st->prev_response_len) ||
-        (!st->notes && expect_key == 0)) {
+        !text_ok(st->prev_response, st->prev_response_len)) {
         return APR_EINVAL;
     }
     key = num(st->key, p);
     prev = num(st->prev_key, p);
-    if (!st->notes) {
-        const char *args[] = {key,           prev,       st->prev_response, now,
-                              st->client_id, st->folder, num(expect_key, p)};
-
-        rv = exec(&n, d, h, DME_SQL_SYNC_ADVANCE, 7, args, p);
-    } else if (expect_key == 0) {
+    if (expect_key == 0) {
         const char *args[] = {st->client_id, st->folder,        key, st->notes,
                               prev,          st->prev_response, now};
 

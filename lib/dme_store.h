@@ -130,8 +130,6 @@ apr_status_t dme_store_sync_get(dme_sync_state_t **st,
                                 const char *client_id, const char *folder,
                                 apr_pool_t *p);
 
-/* st->notes NULL (with expect_key > 0) keeps the stored notes and only
- * moves the key on: the answer changed nothing the client holds. */
 /* Compare and set: writes st only if the stored sync_key equals
  * expect_key, or if no row exists (or its key is 0) and expect_key is 0.
  * The check and the write are one statement (an upsert for expect_key 0),

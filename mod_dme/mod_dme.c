@@ -365,19 +365,24 @@ static const char *set_separator(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
-static const char *set_ca_file(cmd_parms *cmd, void *dc, const char *arg)
+/* A regular file, ServerRoot-relative; the error names the directive. */
+static const char *regular_file(const char **path, cmd_parms *cmd,
+                                const char *arg)
 {
-    dme_dir_conf *c = dc;
     apr_finfo_t fi;
 
-    c->ca_file = ap_server_root_relative(cmd->pool, arg);
-    if (!c->ca_file ||
-        apr_stat(&fi, c->ca_file, APR_FINFO_TYPE, cmd->temp_pool) ||
+    *path = ap_server_root_relative(cmd->pool, arg);
+    if (!*path || apr_stat(&fi, *path, APR_FINFO_TYPE, cmd->temp_pool) ||
         fi.filetype != APR_REG) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a readable file",
                             cmd->cmd->name, arg);
     }
     return NULL;
+}
+
+static const char *set_ca_file(cmd_parms *cmd, void *dc, const char *arg)
+{
+    return regular_file(&((dme_dir_conf *)dc)->ca_file, cmd, arg);
 }
 
 static const char *set_number(cmd_parms *cmd, void *dc, const char *arg)
@@ -488,16 +493,7 @@ static const char *set_push_private(cmd_parms *cmd, void *dc, int on)
 
 static const char *set_smime_ca(cmd_parms *cmd, void *dc, const char *arg)
 {
-    const char *path = ap_server_root_relative(cmd->pool, arg);
-    apr_finfo_t fi;
-
-    if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool) ||
-        fi.filetype != APR_REG) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a readable file",
-                            cmd->cmd->name, arg);
-    }
-    srv_conf(cmd)->smime_ca_file = path;
-    return NULL;
+    return regular_file(&srv_conf(cmd)->smime_ca_file, cmd, arg);
 }
 
 static const char *set_smime_max(cmd_parms *cmd, void *dc, const char *arg)

@@ -317,23 +317,6 @@ static void test_sync_cas(apr_dbd_t *h, apr_pool_t *p)
         CHECK_STR(got->prev_response, "<r/>");
         CHECK_INT(got->prev_response_len, 4);
     }
-    /* No notes: only the key and the answer move on, the notes stay. */
-    st.key = 3;
-    st.notes = NULL;
-    st.prev_key = 2;
-    st.prev_response = "<r2/>";
-    st.prev_response_len = 5;
-    CHECK_INT(dme_store_sync_put(drv, h, &st, 0, p), APR_EINVAL);
-    CHECK_INT(dme_store_sync_put(drv, h, &st, 1, p), DME_ECONFLICT);
-    CHECK_INT(dme_store_sync_put(drv, h, &st, 2, p), APR_SUCCESS);
-    CHECK_INT(dme_store_sync_get(&got, drv, h, "c1", "INBOX", p), APR_SUCCESS);
-    if (got) {
-        CHECK_INT(got->key, 3);
-        CHECK_STR(got->notes, "n2");
-        CHECK_INT(got->prev_key, 2);
-        CHECK_STR(got->prev_response, "<r2/>");
-    }
-    st.notes = "n2";
     /* Another folder of the same client is separate state. */
     CHECK_INT(dme_store_sync_get(&got, drv, h, "c1", "Sent", p), APR_NOTFOUND);
 
